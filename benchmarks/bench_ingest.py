@@ -1,0 +1,140 @@
+"""Ingestion benchmark: extraction speed and fidelity per backend, and whole-ingestion throughput.
+
+    python benchmarks/bench_ingest.py [--pages 320] [--skip-long]
+
+Prints, for each backend on corpus_samples/ and on one long generated review (300+ pages, built by
+corpus_samples/build.py --long): pages per second and character-level fidelity against golden text;
+then whole ingestion (extract, clean, segment, store; no tagging) into a fresh SQLite file with
+--workers 2. Figures only: a benchmark never fails a build on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vkpp_learning.extract import BACKENDS, extract_pdf  # noqa: E402
+from vkpp_learning.extract.fidelity import fidelity, load_golden  # noqa: E402
+
+
+def corpus_pdfs() -> list[Path]:
+    golden = ROOT / "corpus_samples/golden"
+    return sorted(p for p in (ROOT / "corpus_samples").glob("*.pdf") if (golden / f"{p.stem}.json").exists())
+
+
+def golden_path(pdf: Path) -> Path:
+    """corpus_samples/golden/<doc>.json, or <doc>.golden.json beside a generated long review."""
+    beside = pdf.with_name(f"{pdf.stem}.golden.json")
+    return beside if beside.exists() else pdf.parent / "golden" / f"{pdf.stem}.json"
+
+
+def measure(pdfs: list[Path], backend: str, repeat: int = 1) -> tuple[float, float, int]:
+    """(pages per second, length-weighted fidelity, pages) over `pdfs`."""
+    pages, seconds, weighted, weight = 0, 0.0, 0.0, 0
+    for pdf in pdfs:
+        golden = load_golden(golden_path(pdf))
+        for _ in range(repeat):
+            start = time.perf_counter()
+            doc = extract_pdf(pdf, backend, ocr="off")
+            seconds += time.perf_counter() - start
+            pages += doc.page_count
+        # The scanned page is excluded from speed runs (ocr off) but counts, as text lost, in fidelity.
+        size = sum(len(g) for g in golden)
+        weighted += fidelity(doc, golden).similarity * size
+        weight += size
+    return pages / seconds, weighted / max(weight, 1), pages // repeat
+
+
+def report(label: str, pdfs: list[Path], repeat: int) -> None:
+    rates = {}
+    for backend in BACKENDS:
+        rate, fid, pages = measure(pdfs, backend, repeat if backend == "pdfium" else 1)
+        rates[backend] = rate
+        print(f"{label:16s} {backend:11s} pages={pages:4d} {rate:8.1f} pages/s  fidelity={fid:.4f}")
+    print(f"{label:16s} pdfium / pdfplumber speed: {rates['pdfium'] / rates['pdfplumber']:.1f}x")
+
+
+def whole_ingest(pdfs: list[Path], workers: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+        cmd = [
+            sys.executable,
+            "-m",
+            "vkpp_learning.cli",
+            "ingest",
+            *map(str, pdfs),
+            "--db",
+            url,
+            "--workers",
+            str(workers),
+            "--json",
+        ]
+        # OCR of scanned pages is a separate, per-page cost (reported below); the throughput target
+        # is for text-layer PDFs, so OCR is off here.
+        env = {**os.environ, "VKPP_OCR": "off", "HF_HUB_OFFLINE": "1"}
+        start = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+        elapsed = time.perf_counter() - start
+    import json
+
+    summary = json.loads(out.stdout) if out.stdout.strip().startswith("{") else {}
+    pages = summary.get("pages", 0)
+    print(
+        f"whole ingestion  --workers {workers}: {summary.get('reviews')} reviews, {pages} pages, "
+        f"{summary.get('passages')} passages in {elapsed:.1f} s wall = {pages / elapsed:.1f} pages/s "
+        f"(pipeline's own timer {summary.get('seconds')} s; errors {len(summary.get('errors', []))})"
+    )
+
+
+def ocr_cost(pdfs: list[Path]) -> None:
+    from vkpp_learning.extract.ocr import tesseract_path
+
+    scanned = [p for p in pdfs if p.stem == "dhr_gemma_2024"]
+    if not scanned or tesseract_path() is None:
+        print("ocr              skipped (no scanned sample or no Tesseract)")
+        return
+    start = time.perf_counter()
+    doc = extract_pdf(scanned[0], "pdfium", ocr="auto")
+    with_ocr = time.perf_counter() - start
+    start = time.perf_counter()
+    extract_pdf(scanned[0], "pdfium", ocr="off")
+    without = time.perf_counter() - start
+    pages = sum(1 for p in doc.pages if p.status == "ocr")
+    print(f"ocr              {pages} scanned page(s): {(with_ocr - without) / max(pages, 1):.1f} s per page at 300 dpi")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=320, help="pages of the long generated review")
+    parser.add_argument("--skip-long", action="store_true", help="do not build and measure the long review")
+    args = parser.parse_args()
+    pdfs = corpus_pdfs()
+    if not pdfs:
+        sys.exit("no corpus_samples/*.pdf with golden text: run python corpus_samples/build.py")
+    report("corpus_samples", pdfs, repeat=3)
+    ocr_cost(pdfs)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_long:
+            subprocess.run(
+                [sys.executable, str(ROOT / "corpus_samples/build.py"), "--long", tmp, "--pages", str(args.pages)],
+                check=True,
+                capture_output=True,
+            )
+            long_pdfs = sorted(Path(tmp).glob("*.pdf"))
+            report("long review", long_pdfs, repeat=1)
+        # Whole ingestion: the sample corpus several times over (copies hash the same, so re-rendered
+        # long review plus the corpus) to give the two workers enough to do.
+        targets = pdfs + (sorted(Path(tmp).glob("*.pdf")) if not args.skip_long else [])
+        whole_ingest(targets, workers=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Tagging speed: passages per second of the rules tagger and detectors on the gold paragraphs.
+
+Run: python benchmarks/bench_tagging.py [--passages 2000] [--gold corpus_samples/gold]
+The gold paragraphs are repeated to about --passages; each copy gets a distinct suffix so the doc
+cache cannot answer for it, and every figure is from a cold start of the caches. Prints, never fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from vkpp_learning import settings
+from vkpp_learning.evaluate import load_gold
+from vkpp_learning.records import TagInput
+from vkpp_learning.tagging import nlp, reading
+from vkpp_learning.tagging.base import create_tagger
+from vkpp_learning.tagging.detectors import DEFAULT_TAGGERS
+
+ROOT = settings.project_root()
+GOLD_CANDIDATES = (ROOT / "corpus_samples" / "gold", ROOT / "tests" / "data" / "gold_small.jsonl")
+
+
+def passages(gold: Path, count: int) -> list[TagInput]:
+    items = [p.tag_input() for p in load_gold(gold)]
+    copies = []
+    for i in range(count):
+        item = items[i % len(items)]
+        # A distinct ending per copy: the same text twice would be answered from the cache.
+        copies.append(TagInput(f"{item.text} ({i})", item.review_type, item.section_kind, item.kind))
+    return copies
+
+
+def clear_caches() -> None:
+    nlp._cache.clear()
+    reading._READINGS.clear()
+
+
+def timed(label: str, run, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Wall-clock rate, and the rate per CPU-second of this process (steadier on a shared machine)."""
+    clear_caches()
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"{label:<40} {count:>6} passages {wall:7.2f} s wall {count / wall:7.1f}/s   {count / cpu:7.1f}/CPU-s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passages", type=int, default=2000)
+    parser.add_argument("--gold", type=Path, default=next((p for p in GOLD_CANDIDATES if p.exists()), None))
+    args = parser.parse_args()
+    items = passages(args.gold, args.passages)
+    words = sum(len(i.text.split()) for i in items) / len(items)
+    print(f"gold: {args.gold} ; {len(items)} passages, {words:.0f} words on average")
+
+    start = time.perf_counter()
+    tagger = create_tagger(DEFAULT_TAGGERS)
+    tagger.tag(items[:1])  # loads spaCy and builds the phrase and cue matchers
+    print(f"{'start-up (model, matchers)':<40} {time.perf_counter() - start:21.2f} s")
+    print(f"machine load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+    texts = [i.text for i in items]
+    timed("spaCy pipeline only (nlp.parse)", lambda: nlp.parse(texts), len(items))
+    timed("rules tagger (tagger.rules.v1)", lambda: create_tagger("rules").tag(items), len(items))
+    timed(f"all {len(DEFAULT_TAGGERS)} rule taggers and detectors", lambda: tagger.tag(items), len(items))
+
+
+if __name__ == "__main__":
+    main()

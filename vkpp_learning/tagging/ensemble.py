@@ -1,0 +1,256 @@
+"""Ensemble tagger, the default: combines the rules, embedding and supervised scores of each label with a
+small logistic regression fitted on out-of-fold scores (folds by review), and a threshold per label
+chosen on those scores. Labels with too few labelled positives keep the rules tagger's decision.
+
+Emitted scores are rescaled so that every label's threshold sits at 0.5; the raw thresholds are kept
+in `thresholds` and stored on the tag run. Saved by calibrate.save_model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from vkpp_learning import registry
+from vkpp_learning.records import FACETS, TagInput, TagResult
+from vkpp_learning.tagging import detectors, rules
+from vkpp_learning.tagging.base import PassageLabels
+from vkpp_learning.tagging.calibrate import (
+    INNER_FOLDS,
+    MIN_POSITIVES,
+    Decided,
+    LogisticModel,
+    choose_threshold,
+    contiguous_groups,
+    fingerprint,
+    fit_logistic,
+    group_folds,
+    label_matrix,
+    logit,
+    out_of_fold,
+)
+from vkpp_learning.tagging.embedding import THEME_FACETS, EmbeddingTagger, Encoder, folds_within
+from vkpp_learning.tagging.supervised import MODEL_C, PassageFeatures, SupervisedTagger, tag_evidence
+from vkpp_learning.taxonomy import Taxonomy
+
+NAME = "tagger.ensemble.v1"
+CODE_VERSION = "1"  # bump when a change to the features or fitting makes old saved models stale
+STACK_C = 1.0
+# The stacker is not class-balanced, so its scores are probabilities; with few positives the best F1
+# threshold on them is noisy and is pulled towards STACK_DEFAULT (measured: better held out than 0.5).
+STACK_BALANCED = False
+STACK_DEFAULT = 0.4
+DECISION = 0.5  # every label's threshold maps to this score
+RULE_THRESHOLDS = {"practice": rules.THRESHOLD, "vulnerability": rules.THRESHOLD}
+
+
+@registry.register("tagger", NAME, alias="ensemble")
+class EnsembleTagger:
+    """Rules, embedding similarity and supervised models, stacked per label with calibrated thresholds."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy | None = None,
+        encoder: Encoder | None = None,
+        c: float = MODEL_C,
+        min_positives: int = MIN_POSITIVES,
+    ) -> None:
+        self.supervised = SupervisedTagger(taxonomy, FACETS, encoder, c, min_positives)
+        self.embedding: EmbeddingTagger = self.supervised.embedding
+        self.taxonomy = self.supervised.taxonomy
+        self.taxonomy_version = self.taxonomy.version
+        self.stackers: dict[str, LogisticModel] = {}  # "facet/label" -> stacker
+        self.thresholds: dict[str, float] = {"all": DECISION}
+        self.model_version: str | None = None
+        self.params: dict[str, Any] = {
+            "components": [rules.NAME, *detectors.DEFAULT_TAGGERS[1:], self.embedding.name, self.supervised.name],
+            "c": c,
+            "stack_c": STACK_C,
+            "stack_balanced": STACK_BALANCED,
+            "stack_default_threshold": STACK_DEFAULT,
+            "min_positives": min_positives,
+            "score_scale": f"each label's threshold is mapped to {DECISION}; raw thresholds by facet/label",
+            "rule_fallback": {**RULE_THRESHOLDS, "other": detectors.THRESHOLD},
+            "code_version": CODE_VERSION,
+        }
+
+    # -- tagging
+
+    def tag(self, items: Sequence[TagInput]) -> list[list[TagResult]]:
+        return self.tag_features(items, self.supervised.features(items))
+
+    def tag_vectors(self, items: Sequence[TagInput], vectors: np.ndarray) -> list[list[TagResult]]:
+        return self.tag_features(items, self.supervised.features(items, vectors))
+
+    def tag_features(self, items: Sequence[TagInput], features: PassageFeatures) -> list[list[TagResult]]:
+        results: list[list[TagResult]] = [[] for _ in items]
+        for facet, labels, scores in self.facet_scores(features):
+            for i, j in zip(*np.nonzero(scores >= DECISION), strict=True):
+                evidence = tag_evidence(features, items[i], int(i), facet, labels[j], self.taxonomy)
+                results[i].append(TagResult(facet, labels[j], round(float(scores[i, j]), 4), self.name, evidence))
+        return results
+
+    def facet_scores(self, features: PassageFeatures) -> list[tuple[str, list[str], np.ndarray]]:
+        """(facet, labels, (passages, labels) scores on the rescaled 0..1 scale where 0.5 decides)."""
+        embedded = {
+            found.facet: found.scores for found in self.embedding.facet_scores(features.vectors, features.similarities)
+        }
+        found = []
+        for facet in FACETS:
+            labels = self.supervised.labels(facet)
+            rule = rule_scores(features, facet, labels)
+            learned = self.supervised.facet_scores(features, facet)
+            scores = np.zeros_like(rule)
+            for j, label in enumerate(labels):
+                key = f"{facet}/{label}"
+                stacker = self.stackers.get(key)
+                if stacker is None:
+                    scores[:, j] = rescale(rule[:, j], rule_threshold(facet))
+                    continue
+                inputs = stack_inputs(
+                    rule[:, j],
+                    embedded.get(facet, np.empty((0, 0)))[:, j] if facet in embedded else None,
+                    learned[:, j],
+                )
+                scores[:, j] = rescale(stacker.predict(inputs)[:, 0], self.thresholds[key])
+            found.append((facet, labels, scores))
+        return found
+
+    # -- fitting
+
+    def fit(
+        self,
+        items: Sequence[TagInput],
+        labels: Sequence[PassageLabels],
+        groups: Sequence[object] | None = None,
+        decided: Decided | None = None,
+    ) -> None:
+        self.fit_features(self.supervised.features(items), items, labels, groups, decided)
+
+    def fit_features(
+        self,
+        features: PassageFeatures,
+        items: Sequence[TagInput],
+        labels: Sequence[PassageLabels],
+        groups: Sequence[object] | None = None,
+        decided: Decided | None = None,
+    ) -> None:
+        """Out-of-fold embedding and supervised scores (folds by review) train the stackers; each label's
+        threshold is chosen on its stacker's own out-of-fold scores (same folds); then both components
+        are fitted on every labelled passage."""
+        groups = list(groups) if groups is not None else contiguous_groups(len(items))
+        folds = group_folds(groups, INNER_FOLDS)
+        embedded, learned = self.out_of_fold(features, labels, groups, decided, folds)
+        self.stackers, self.thresholds = {}, {"all": DECISION}
+        for facet in FACETS:
+            matrix = label_matrix(labels, facet, self.supervised.labels(facet), decided)
+            rule = rule_scores(features, facet, matrix.labels)
+            for j, label in enumerate(matrix.labels):
+                rows = matrix.known[:, j]
+                if matrix.positives()[j] < self.supervised.min_positives or np.isnan(learned[facet][rows, j]).any():
+                    continue
+                inputs = stack_inputs(
+                    rule[rows, j], embedded[facet][rows, j] if facet in embedded else None, learned[facet][rows, j]
+                )
+                truth = matrix.truth[rows, j]
+                stacked = out_of_fold(
+                    partial(_fit_predict, inputs, truth), len(truth), folds_within(folds, np.flatnonzero(rows))
+                )[:, 0]
+                threshold = choose_threshold(stacked, truth, STACK_DEFAULT)
+                key = f"{facet}/{label}"
+                self.stackers[key] = fit_logistic(inputs, truth, STACK_C, balanced=STACK_BALANCED)
+                self.thresholds[key] = threshold
+        self.embedding.fit_similarities(features.similarities, labels, groups, decided, thresholds=False)
+        self.supervised.fit_features(features, labels, groups, decided, thresholds=False)
+        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, self.params)
+
+    def out_of_fold(
+        self,
+        features: PassageFeatures,
+        labels: Sequence[PassageLabels],
+        groups: Sequence[object],
+        decided: Decided | None,
+        folds: list[np.ndarray],
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """facet -> (passages, labels) scores of the embedding and supervised taggers, each passage scored
+        by components fitted without its review."""
+        embedded = {f: np.zeros((len(features), len(self.supervised.labels(f)))) for f in THEME_FACETS}
+        learned = {f: np.full((len(features), len(self.supervised.labels(f))), np.nan) for f in FACETS}
+        everything = np.arange(len(features))
+        for test in folds:
+            train = np.setdiff1d(everything, test)
+            train_features, test_features = features.subset(train), features.subset(test)
+            pick = [labels[i] for i in train], [groups[i] for i in train]
+            train_decided = [decided[i] for i in train] if decided is not None else None
+            embedding = EmbeddingTagger(self.taxonomy, THEME_FACETS, self.embedding.encoder)
+            embedding.fit_similarities(train_features.similarities, *pick, train_decided, thresholds=False)
+            for found in embedding.facet_scores(test_features.vectors, test_features.similarities):
+                embedded[found.facet][test] = found.scores
+            supervised = SupervisedTagger(
+                self.taxonomy, FACETS, self.embedding.encoder, self.supervised.c, self.supervised.min_positives
+            )
+            supervised.fit_features(train_features, *pick, train_decided, thresholds=False)
+            for facet in FACETS:
+                learned[facet][test] = supervised.facet_scores(test_features, facet)
+        return embedded, learned
+
+    # -- saving
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, supervised = self.supervised.state()
+        embedding_arrays, embedding = self.embedding.state()
+        arrays.update(embedding_arrays)
+        for key, stacker in self.stackers.items():
+            arrays.update(stacker.to_arrays(f"stack/{key}"))
+        meta = {
+            "supervised": supervised,
+            "embedding": embedding,
+            "stack": sorted(self.stackers),
+        }
+        return arrays, meta
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.supervised.load_state(arrays, meta["supervised"])
+        self.embedding.load_state(arrays, meta["embedding"])
+        self.stackers = {key: LogisticModel.from_arrays(arrays, f"stack/{key}") for key in meta["stack"]}
+
+
+# ---- scores ---------------------------------------------------------------------------------------
+
+
+def _fit_predict(inputs: np.ndarray, truth: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    return fit_logistic(inputs[train], truth[train], STACK_C, balanced=STACK_BALANCED).predict(inputs[test])
+
+
+def rule_scores(features: PassageFeatures, facet: str, labels: Sequence[str]) -> np.ndarray:
+    """(passages, labels) scores the rules taggers and detectors gave (0 where they saw nothing)."""
+    out = np.zeros((len(features), len(labels)))
+    for row, scores in enumerate(features.rules.scores):
+        for j, label in enumerate(labels):
+            out[row, j] = scores.get((facet, label), 0.0)
+    return out
+
+
+def rule_threshold(facet: str) -> float:
+    return RULE_THRESHOLDS.get(facet, detectors.THRESHOLD)
+
+
+def stack_inputs(rule: np.ndarray, embedded: np.ndarray | None, learned: np.ndarray) -> np.ndarray:
+    """The stacker's input per passage: the rules score, and the log-odds of the learned scores."""
+    columns = [rule, logit(learned)]
+    if embedded is not None:
+        columns.insert(1, logit(embedded))
+    return np.column_stack(columns)
+
+
+def rescale(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Map [0, threshold] to [0, 0.5] and [threshold, 1] to [0.5, 1], so 0.5 decides for every label."""
+    threshold = float(np.clip(threshold, 1e-3, 1 - 1e-3))
+    below = scores * DECISION / threshold
+    above = DECISION + (scores - threshold) * (1 - DECISION) / (1 - threshold)
+    return np.where(scores < threshold, below, above)
