@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,16 @@ def sample_pdfs() -> list[Path]:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+def restore_main_module() -> Iterator[None]:
+    """Streamlit's AppTest replaces sys.modules["__main__"] with its generated page script and leaves it there;
+    a later test that starts spawn worker processes (ingest --workers 2) would then make each child re-run
+    that script. Put the real __main__ back after every test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

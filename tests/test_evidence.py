@@ -517,13 +517,15 @@ def test_annotation_queue_puts_unannotated_uncertain_tags_first(backend_repo: Da
     with backend_repo.session() as session:
         queue = annotations.annotation_queue(session, "practice", limit=500)
         scores = session.execute(
-            select(models.Tag.passage_id, models.Tag.score)
+            select(models.Tag.passage_id, models.Tag.score, models.TagRun)
             .join(models.TagRun)
             .where(models.TagRun.is_current.is_(True), models.Tag.facet == "practice")
         ).all()
+    # Distance is measured from the threshold the tag run recorded (calibrated), not a fixed 0.5.
     nearest: dict[int, float] = {}
-    for passage, score in scores:
-        nearest[passage] = min(nearest.get(passage, 1.0), round(abs(score - 0.5), 6))
+    for passage, score, run in scores:
+        distance = round(abs(score - annotations.run_threshold(run, "practice")), 6)
+        nearest[passage] = min(nearest.get(passage, 1.0), distance)
     assert len(queue) == len(nearest) > 5
     assert {item.passage_id: item.distance for item in queue} == nearest
     assert [item.distance for item in queue] == sorted(item.distance for item in queue)

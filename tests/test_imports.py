@@ -23,6 +23,7 @@ def test_package_cli_and_pipelines_do_not_import_heavy_libraries() -> None:
 
 
 def test_cli_help_stays_light() -> None:
-    loaded = modules_after("from click.testing import CliRunner\nfrom vkpp_learning.cli import main\n"
-                           "CliRunner().invoke(main, ['--help'])")
+    loaded = modules_after(
+        "from click.testing import CliRunner\nfrom vkpp_learning.cli import main\nCliRunner().invoke(main, ['--help'])"
+    )
     assert not [m for m in HEAVY if m in loaded]
