@@ -166,8 +166,9 @@ def _pdfium_segments(textpage: Any, height: float, raw: Any) -> list[TextSegment
     first character is found by position and the run is the text up to the next rect's first character.
     """
     text = textpage.get_text_range()
-    rects = [textpage.get_rect(i) for i in range(textpage.count_rects())]
-    starts = [_first_char(textpage, rect, raw) for rect in rects]
+    handle = textpage.raw  # the bare handle: the helper object costs a property call per PDFium call
+    rects = _rects(handle, raw)
+    starts = [_first_char(handle, rect, raw) for rect in rects]
     segments = []
     carry = ""
     for i, (left, bottom, right, top) in enumerate(rects):
@@ -182,7 +183,7 @@ def _pdfium_segments(textpage: Any, height: float, raw: Any) -> list[TextSegment
         run, _, carry = run.rpartition("\r\n") if _tail_after_break(run) else (run, "", "")
         if not run.strip():
             continue
-        size, bold = _pdfium_font(textpage, start, raw) if start >= 0 else (0.0, False)
+        size, bold = _pdfium_font(handle, start, raw) if start >= 0 else (0.0, False)
         segments.append(TextSegment(run, left, height - top, right, height - bottom, size, bold))
     return segments
 
@@ -192,13 +193,35 @@ def _tail_after_break(run: str) -> bool:
     return bool(sep and head and tail.strip() and len(tail) <= 2)
 
 
+_BOX = [ctypes.c_double() for _ in range(4)]
+_BOX_REFS = [ctypes.byref(d) for d in _BOX]
+
+
+def _rects(textpage: Any, raw: Any) -> list[tuple[float, float, float, float]]:
+    """PDFium's text rectangles as (left, bottom, right, top), read into reused buffers."""
+    get_rect = raw.FPDFText_GetRect
+    left, top, right, bottom = _BOX_REFS
+    rects = []
+    for i in range(raw.FPDFText_CountRects(textpage, 0, -1)):
+        get_rect(textpage, i, left, top, right, bottom)
+        rects.append((_BOX[0].value, _BOX[3].value, _BOX[2].value, _BOX[1].value))
+    return rects
+
+
 def _first_char(textpage: Any, rect: tuple[float, float, float, float], raw: Any) -> int:
     # A run may begin with a space that has no box of its own: probe a little further in.
     left, bottom, right, top = rect
     middle = (top + bottom) / 2
+    at = raw.FPDFText_GetCharIndexAtPos
     for dx in (0.6, 2.0, 4.0, 7.0, 11.0, (right - left) / 2):
-        if left + dx < right:
-            index = raw.FPDFText_GetCharIndexAtPos(textpage, left + dx, middle, 1.0, 1.0)
+        x = left + dx
+        if x < right:
+            # PDFium returns the first character whose box holds the point whatever the tolerance, so
+            # the exact probe (half the cost: no distances) answers first and the tolerant one only
+            # when no box holds the point, which returns the nearest box within half a point.
+            index = at(textpage, x, middle, 0.0, 0.0)
+            if index < 0:
+                index = at(textpage, x, middle, 1.0, 1.0)
             if index >= 0:
                 return index
     return -1

@@ -36,10 +36,12 @@ _TRANSLATE = str.maketrans(
         "\u2212": "-",
     }
 )
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ue000-\uf8ff]")
-_SPACES = re.compile(r"\s+")
+# Control characters (all but the line feed) are dropped by the same table, in the same pass.
+_TRANSLATE.update({c: None for c in [*range(0x0A), *range(0x0B, 0x20), *range(0x7F, 0xA0)] if c not in _TRANSLATE})
+_PRIVATE_USE = re.compile(r"[\ue000-\uf8ff]")
 # A word broken at a line end: letters, a hyphen, the end of the line.
 _HYPHEN_END = re.compile(r"([A-Za-z]{1,})-$")
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
 # Prefixes that usually keep their hyphen when the compound breaks at a line end ("self-neglect").
 _KEEP_HYPHEN_PREFIXES = frozenset(
@@ -74,20 +76,25 @@ _KEEP_HYPHEN_PREFIXES = frozenset(
 
 def normalise(text: str) -> str:
     """Unicode-normalise a run of PDF text: ligatures expanded, odd spaces made plain, controls dropped."""
-    text = _CONTROL.sub("", text.translate(_TRANSLATE))
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
+    text = text.translate(_TRANSLATE)
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", _PRIVATE_USE.sub("", text))
 
 
 def collapse_spaces(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
+    # str.split() splits on exactly the characters regex \s matches, and in C without a pattern.
+    return " ".join(text.split())
 
 
 def vocabulary(texts: Iterable[str]) -> set[str]:
     """Lower-cased words (including hyphenated compounds) seen in a document, to decide line-end hyphens."""
-    vocab: set[str] = set()
-    for text in texts:
-        vocab.update(w.lower() for w in _WORD.findall(text))
-    return vocab
+    # Words never span a line break, so the texts are searched as one; lower-casing ASCII text first
+    # gives the same words (outside ASCII, lower-casing can turn a sign into a letter: U+212A is "k").
+    text = "\n".join(texts)
+    if text.isascii():
+        return set(_WORD.findall(text.lower()))
+    return {w.lower() for w in _WORD.findall(text)}
 
 
 def join_lines(lines: list[str], vocab: set[str] | frozenset[str] = frozenset()) -> str:
@@ -105,7 +112,7 @@ def join_lines(lines: list[str], vocab: set[str] | frozenset[str] = frozenset())
         if not out:
             out = line
             continue
-        match = _HYPHEN_END.search(out)
+        match = _hyphen_end(out)
         if match and line[0].islower():
             out = out[:-1] + ("-" if _keeps_hyphen(match.group(1), line, vocab) else "") + line
         elif out.endswith("-") and not out.endswith(" -") and line[0].isupper() and match:
@@ -113,6 +120,17 @@ def join_lines(lines: list[str], vocab: set[str] | frozenset[str] = frozenset())
         else:
             out = out + " " + line
     return out
+
+
+def _hyphen_end(text: str) -> re.Match[str] | None:
+    """`_HYPHEN_END.search(text)` for text not ending in a line break, reading only the end of the text
+    (the regex search tries every letter of a long block)."""
+    if not text.endswith("-"):
+        return None
+    start = len(text) - 1
+    while start and text[start - 1] in _ASCII_LETTERS:
+        start -= 1
+    return _HYPHEN_END.match(text, start)
 
 
 def _keeps_hyphen(left: str, right_line: str, vocab: set[str] | frozenset[str]) -> bool:

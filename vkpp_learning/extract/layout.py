@@ -10,6 +10,7 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from statistics import median
 
 from vkpp_learning.extract.backends import RawPage
@@ -44,6 +45,9 @@ class Line:
 
     @classmethod
     def of(cls, segments: list[TextSegment]) -> Line:
+        if len(segments) == 1:  # most lines are one run: nothing to sort or merge
+            s = segments[0]
+            return cls(segments, s.top, s.bottom, s.x0, s.x1, s.size, s.bold)
         segments = _merge_close(sorted(segments, key=lambda s: s.x0))
         main = max(segments, key=lambda s: len(s.text))
         return cls(
@@ -56,8 +60,8 @@ class Line:
             all(s.bold for s in segments),
         )
 
-    @property
-    def text(self) -> str:
+    @cached_property
+    def text(self) -> str:  # read several times per line while blocks are formed; the runs never change
         return " ".join(collapse_spaces(s.text) for s in self.segments)
 
 
@@ -155,7 +159,8 @@ def _merge_close(segments: list[TextSegment]) -> list[TextSegment]:
     return out
 
 
-_SPACE_AFTER_OPENING = re.compile(r"(^|\s)(['‘\"“])\s+(?=\w)")
+_OPENING_QUOTES = "'‘\"“"
+_SPACE_AFTER_OPENING = re.compile(rf"(^|\s)([{_OPENING_QUOTES}])\s+(?=\w)")
 _OPENING = re.compile(r"(?:^|\s)['‘\"“(\[]$")
 
 
@@ -233,9 +238,11 @@ def layout_page(page: RawPage, style: DocumentStyle) -> tuple[list[TextBlock], i
 
 def _clean(seg: TextSegment) -> TextSegment:
     text = normalise(seg.text).replace("\n", " ")
-    text = _DOT_LEADER.sub(" ", text)
+    if "...." in text:  # the passes run only where they can match: most runs have no leader or quote
+        text = _DOT_LEADER.sub(" ", text)
     # PDFium generates a space after an opening quote whose glyph leaves a gap: "' Jay'" -> "'Jay'".
-    text = _SPACE_AFTER_OPENING.sub(r"\1\2", text)
+    if any(quote in text for quote in _OPENING_QUOTES):
+        text = _SPACE_AFTER_OPENING.sub(r"\1\2", text)
     return TextSegment(collapse_spaces(text), seg.x0, seg.top, seg.x1, seg.bottom, seg.size, seg.bold)
 
 
@@ -278,17 +285,16 @@ def _find_gutter(segments: list[TextSegment], width: float) -> float | None:
             crossing[hi] -= 1
         ends[min(n - 1, int(s.x1) + 1)] += 1
         starts[max(0, int(s.x0))] += 1
-    covering, ended, started_after = 0, 0, len(segments)
+    # Running sums (in C) give, at each x, the runs covering it, ended by it and started before it.
+    covering, ended = list(itertools.accumulate(crossing)), list(itertools.accumulate(ends))
+    started_before = [0, *itertools.accumulate(starts)]
     candidates: list[tuple[int, int]] = []  # (runs crossing x, x) where a gutter could be
-    for x in range(n):
-        covering += crossing[x]
-        ended += ends[x]
-        if x > 0:
-            started_after -= starts[x - 1]
-        if not width * 0.35 <= x <= width * 0.65 or ended < 6 or started_after < 6:
+    for x in range(max(0, int(width * 0.35)), min(n, int(width * 0.65) + 1)):
+        started_after = len(segments) - started_before[x]
+        if not width * 0.35 <= x <= width * 0.65 or ended[x] < 6 or started_after < 6:
             continue
-        if covering <= 0.25 * (ended + started_after):
-            candidates.append((covering, x))
+        if covering[x] <= 0.25 * (ended[x] + started_after):
+            candidates.append((covering[x], x))
     if not candidates:
         return None
     # The gutter is the middle of the widest stretch of x that the fewest runs cross.
@@ -371,16 +377,15 @@ def _merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def _lines(segments: list[TextSegment]) -> list[Line]:
     """Group runs into lines: runs whose vertical middles fall within the current line's extent."""
     lines: list[list[TextSegment]] = []
+    top = bottom = 0.0  # the extent of the last line so far
     for seg in sorted(segments, key=lambda s: (s.top + s.bottom) / 2):
         middle = (seg.top + seg.bottom) / 2
-        if lines:
-            last = lines[-1]
-            top = min(s.top for s in last)
-            bottom = max(s.bottom for s in last)
-            if top <= middle <= bottom and not any(_overlaps_x(seg, s) for s in last):
-                last.append(seg)
-                continue
+        if lines and top <= middle <= bottom and not any(_overlaps_x(seg, s) for s in lines[-1]):
+            lines[-1].append(seg)
+            top, bottom = min(top, seg.top), max(bottom, seg.bottom)
+            continue
         lines.append([seg])
+        top, bottom = seg.top, seg.bottom
     return [Line.of(group) for group in lines]
 
 
