@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vkpp_learning.errors import BadDocumentError
 from vkpp_learning.extract import BACKENDS, extract_pdf
+from vkpp_learning.extract.backends import PdfiumBackend, RawPage, _first_char, _rects
 from vkpp_learning.extract.fidelity import fidelity, load_golden
+from vkpp_learning.extract.layout import _gutter_candidates, _gutter_ruled_out
 from vkpp_learning.metadata import load_manifest, read_metadata
-from vkpp_learning.records import ExtractedDocument
+from vkpp_learning.records import ExtractedDocument, TextSegment
 from vkpp_learning.segment import paragraph_number, section_kind, segment
 
 SAMPLES = Path(__file__).resolve().parent.parent / "corpus_samples"
@@ -237,3 +242,65 @@ def test_both_backends_give_the_same_passages(doc_id: str) -> None:
     assert abs(len(fast) - len(careful)) <= 2
     same = len(set(fast) & set(careful))
     assert same >= 0.95 * max(len(fast), len(careful))
+
+
+def pdfium_pages(doc_id: str) -> list[RawPage]:
+    path = SAMPLES / f"{doc_id}.pdf"
+    with PdfiumBackend().open(path, path.read_bytes()) as pdf:
+        return [pdf.page(i) for i in range(pdf.page_count)]
+
+
+def test_exact_probe_finds_the_character_the_tolerant_probe_finds() -> None:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    def tolerant(handle, rect) -> int:  # the probe as it was: tolerance 1 at every step
+        left, bottom, right, top = rect
+        for dx in (0.6, 2.0, 4.0, 7.0, 11.0, (right - left) / 2):
+            if left + dx < right:
+                index = raw.FPDFText_GetCharIndexAtPos(handle, left + dx, (top + bottom) / 2, 1.0, 1.0)
+                if index >= 0:
+                    return index
+        return -1
+
+    probed = 0
+    for doc_id in DOC_IDS:
+        pdf = pdfium.PdfDocument(SAMPLES / f"{doc_id}.pdf")
+        for page in pdf:
+            textpage = page.get_textpage()
+            rects = _rects(textpage.raw, raw)
+            assert rects == [textpage.get_rect(i) for i in range(textpage.count_rects())]
+            for rect in rects:
+                assert _first_char(textpage.raw, rect, raw) == tolerant(textpage.raw, rect)
+            probed += len(rects)
+        pdf.close()
+    assert probed > 1000
+
+
+def test_pages_ruled_out_of_two_columns_have_no_gutter_candidate() -> None:
+    ruled_out = 0
+    for doc_id in DOC_IDS:
+        for page in pdfium_pages(doc_id):
+            first, last = math.ceil(page.width * 0.35), int(page.width * 0.65)
+            if _gutter_ruled_out(page.segments, first, last):
+                ruled_out += 1
+                assert _gutter_candidates(page.segments, page.width, first, last) == []
+    assert ruled_out > 20
+
+
+# Runs in two loose columns on A4 or Letter pages, so that some pages have gutter candidates and some nearly do.
+column_runs = st.lists(
+    st.tuples(
+        st.sampled_from([40.0, 60.0, 300.0, 320.0]) | st.floats(-5, 600),
+        st.sampled_from([150.0, 230.0, 250.0]) | st.floats(0, 560),
+    ),
+    max_size=60,
+)
+
+
+@given(column_runs, st.sampled_from([595.0, 612.0]) | st.floats(1, 700))
+def test_the_one_pass_gutter_check_never_rules_out_a_candidate(boxes: list[tuple[float, float]], width: float) -> None:
+    segments = [TextSegment("word", x0, 100.0 + i, x0 + w, 108.0 + i, 10.0) for i, (x0, w) in enumerate(boxes)]
+    first, last = math.ceil(width * 0.35), int(width * 0.65)
+    if first >= 1 and _gutter_ruled_out(segments, first, last):
+        assert _gutter_candidates(segments, width, first, last) == []

@@ -42,6 +42,7 @@ _PRIVATE_USE = re.compile(r"[\ue000-\uf8ff]")
 # A word broken at a line end: letters, a hyphen, the end of the line.
 _HYPHEN_END = re.compile(r"([A-Za-z]{1,})-$")
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_LOWER_TO_ASCII = "\u0130\u212a"  # the only non-ASCII characters whose lower case holds [A-Za-z'-]: İ, K (Kelvin)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
 # Prefixes that usually keep their hyphen when the compound breaks at a line end ("self-neglect").
 _KEEP_HYPHEN_PREFIXES = frozenset(
@@ -89,12 +90,12 @@ def collapse_spaces(text: str) -> str:
 
 def vocabulary(texts: Iterable[str]) -> set[str]:
     """Lower-cased words (including hyphenated compounds) seen in a document, to decide line-end hyphens."""
-    # Words never span a line break, so the texts are searched as one; lower-casing ASCII text first
-    # gives the same words (outside ASCII, lower-casing can turn a sign into a letter: U+212A is "k").
+    # Words never span a line break, so the texts are searched as one, lower-cased first: that gives the
+    # same words unless the text holds one of the two characters whose lower case is an ASCII letter.
     text = "\n".join(texts)
-    if text.isascii():
-        return set(_WORD.findall(text.lower()))
-    return {w.lower() for w in _WORD.findall(text)}
+    if any(c in text for c in _LOWER_TO_ASCII):
+        return {w.lower() for w in _WORD.findall(text)}
+    return set(_WORD.findall(text.lower()))
 
 
 def join_lines(lines: list[str], vocab: set[str] | frozenset[str] = frozenset()) -> str:

@@ -7,10 +7,10 @@ decided from geometry and font size, never from a producer's quirks, so PDFium a
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cached_property
 from statistics import median
 
 from vkpp_learning.extract.backends import RawPage
@@ -25,6 +25,7 @@ _PAGE_NUMBER = re.compile(
 )
 _PAGE_OF = re.compile(r"\bpage\s+\d{1,4}\s+(?:of|/)\s+\d{1,4}\b", re.IGNORECASE)
 _FOOTNOTE_MARK = re.compile(r"^(?:\d{1,3}|[*†‡§])$")
+_FOOTNOTE_START = re.compile(r"^(?:\d{1,3}|[*†‡§])(?:\s|$)")
 _PARA_NUMBER = re.compile(r"^(?:\d{1,2}(?:\.\d{1,3}){1,3}\.?|Para(?:graph)?\.?\s*\d{1,4}\.?|\d{1,3}\.)\s")
 _HANGING_NUMBER = re.compile(r"^(?:\d{1,2}(?:\.\d{1,3}){0,3}\.?|Para(?:graph)?\.?\s*\d{1,4}\.?)$", re.I)
 _BULLET = re.compile(r"^[•●▪◦‣∙·\-–]\s")
@@ -42,12 +43,13 @@ class Line:
     size: float = 0.0
     bold: bool = False
     cells: list[TextSegment] = field(default_factory=list)
+    text: str = ""  # the runs' text, read several times per line while blocks are formed
 
     @classmethod
     def of(cls, segments: list[TextSegment]) -> Line:
         if len(segments) == 1:  # most lines are one run: nothing to sort or merge
             s = segments[0]
-            return cls(segments, s.top, s.bottom, s.x0, s.x1, s.size, s.bold)
+            return cls(segments, s.top, s.bottom, s.x0, s.x1, s.size, s.bold, text=collapse_spaces(s.text))
         segments = _merge_close(sorted(segments, key=lambda s: s.x0))
         main = max(segments, key=lambda s: len(s.text))
         return cls(
@@ -58,11 +60,8 @@ class Line:
             max(s.x1 for s in segments),
             main.size,
             all(s.bold for s in segments),
+            text=" ".join(collapse_spaces(s.text) for s in segments),
         )
-
-    @cached_property
-    def text(self) -> str:  # read several times per line while blocks are formed; the runs never change
-        return " ".join(collapse_spaces(s.text) for s in self.segments)
 
 
 @dataclass
@@ -159,8 +158,7 @@ def _merge_close(segments: list[TextSegment]) -> list[TextSegment]:
     return out
 
 
-_OPENING_QUOTES = "'‘\"“"
-_SPACE_AFTER_OPENING = re.compile(rf"(^|\s)([{_OPENING_QUOTES}])\s+(?=\w)")
+_SPACE_AFTER_OPENING = re.compile(r"(^|\s)(['‘\"“])\s+(?=\w)")
 _OPENING = re.compile(r"(?:^|\s)['‘\"“(\[]$")
 
 
@@ -241,7 +239,7 @@ def _clean(seg: TextSegment) -> TextSegment:
     if "...." in text:  # the passes run only where they can match: most runs have no leader or quote
         text = _DOT_LEADER.sub(" ", text)
     # PDFium generates a space after an opening quote whose glyph leaves a gap: "' Jay'" -> "'Jay'".
-    if any(quote in text for quote in _OPENING_QUOTES):
+    if "'" in text or "‘" in text or '"' in text or "“" in text:
         text = _SPACE_AFTER_OPENING.sub(r"\1\2", text)
     return TextSegment(collapse_spaces(text), seg.x0, seg.top, seg.x1, seg.bottom, seg.size, seg.bold)
 
@@ -274,27 +272,10 @@ def _is_reference_mark(seg: TextSegment, segments: list[TextSegment], style: Doc
 
 def _find_gutter(segments: list[TextSegment], width: float) -> float | None:
     """The x of a two-column gutter, when the body text is set in two columns."""
-    n = int(width) + 2
-    crossing = [0] * n  # a difference array: runs covering each whole point of x
-    ends = [0] * n  # runs ending at or before x
-    starts = [0] * n  # runs starting at or after x
-    for s in segments:
-        lo, hi = max(0, int(s.x0) + 1), min(n - 1, int(s.x1))
-        if lo < hi:
-            crossing[lo] += 1
-            crossing[hi] -= 1
-        ends[min(n - 1, int(s.x1) + 1)] += 1
-        starts[max(0, int(s.x0))] += 1
-    # Running sums (in C) give, at each x, the runs covering it, ended by it and started before it.
-    covering, ended = list(itertools.accumulate(crossing)), list(itertools.accumulate(ends))
-    started_before = [0, *itertools.accumulate(starts)]
-    candidates: list[tuple[int, int]] = []  # (runs crossing x, x) where a gutter could be
-    for x in range(max(0, int(width * 0.35)), min(n, int(width * 0.65) + 1)):
-        started_after = len(segments) - started_before[x]
-        if not width * 0.35 <= x <= width * 0.65 or ended[x] < 6 or started_after < 6:
-            continue
-        if covering[x] <= 0.25 * (ended[x] + started_after):
-            candidates.append((covering[x], x))
+    first, last = math.ceil(width * 0.35), int(width * 0.65)  # the x a gutter may have
+    if first >= 1 and _gutter_ruled_out(segments, first, last):
+        return None
+    candidates = _gutter_candidates(segments, width, first, last)
     if not candidates:
         return None
     # The gutter is the middle of the widest stretch of x that the fewest runs cross.
@@ -323,6 +304,45 @@ def _find_gutter(segments: list[TextSegment], width: float) -> float | None:
     right_full = median(x1 - x0 for x0, x1 in right_lines) >= 0.6 * right_span
     balanced = 0.5 <= len(left_lines) / len(right_lines) <= 2.0
     return x if near_gutter >= 0.6 and right_full and balanced and _cell_share(left) < 0.3 else None
+
+
+def _gutter_candidates(segments: list[TextSegment], width: float, first: int, last: int) -> list[tuple[int, int]]:
+    """(runs crossing x, x) for each whole x in [first, last] that few runs cross, with runs ending
+    before it and starting after it."""
+    n = int(width) + 2
+    crossing = [0] * n  # a difference array: runs covering each whole point of x
+    ends = [0] * n  # runs ending at or before x
+    starts = [0] * n  # runs starting at or after x
+    for s in segments:
+        lo, hi = max(0, int(s.x0) + 1), min(n - 1, int(s.x1))
+        if lo < hi:
+            crossing[lo] += 1
+            crossing[hi] -= 1
+        # Clamped to the page: a run off its left or right edge must neither wrap round nor overflow.
+        ends[min(n - 1, max(0, int(s.x1) + 1))] += 1
+        starts[min(n - 1, max(0, int(s.x0)))] += 1
+    # Running sums (in C) give, at each x, the runs covering it, ended by it and started before it.
+    covering, ended = list(itertools.accumulate(crossing)), list(itertools.accumulate(ends))
+    started_before = [0, *itertools.accumulate(starts)]
+    candidates = []
+    for x in range(first, last + 1):
+        started_after = len(segments) - started_before[x]
+        if ended[x] >= 6 and started_after >= 6 and covering[x] <= 0.25 * (ended[x] + started_after):
+            candidates.append((covering[x], x))
+    return candidates
+
+
+def _gutter_ruled_out(segments: list[TextSegment], first: int, last: int) -> bool:
+    """Whether _gutter_candidates will find none, told in one pass (most pages are one column): the runs
+    spanning the whole range cross every x in it, and no more runs end before an x than end before
+    `last`, nor start after it than start after `first`."""
+    spanning = ended = started = 0
+    for s in segments:  # whole points, as in _gutter_candidates' arrays
+        x0, x1 = int(s.x0), int(s.x1)
+        spanning += x0 < first and x1 > last
+        ended += x1 < last
+        started += x0 >= first
+    return ended < 6 or started < 6 or spanning > 0.25 * (ended + started)
 
 
 def _cell_share(segments: list[TextSegment]) -> float:
@@ -451,7 +471,7 @@ def _starts_block(group: list[Line], line: Line, style: DocumentStyle, typical: 
 def _is_footnote_start(line: Line, style: DocumentStyle) -> bool:
     first = line.segments[0].text
     small = line.size and line.size <= 0.9 * style.body_size
-    return bool(small and re.match(r"^(?:\d{1,3}|[*†‡§])(?:\s|$)", first))
+    return bool(small and _FOOTNOTE_START.match(first))
 
 
 def _text_block(group: list[Line], style: DocumentStyle) -> TextBlock:
