@@ -270,8 +270,10 @@ def test_exact_probe_finds_the_character_the_tolerant_probe_finds() -> None:
             textpage = page.get_textpage()
             rects = _rects(textpage.raw, raw)
             assert rects == [textpage.get_rect(i) for i in range(textpage.count_rects())]
-            for rect in rects:
-                assert _first_char(textpage.raw, rect, raw) == tolerant(textpage.raw, rect)
+            for rect in rects:  # whether or not the rect is taken to follow another run
+                expected = tolerant(textpage.raw, rect)
+                assert _first_char(textpage.raw, rect, raw, False) == expected
+                assert _first_char(textpage.raw, rect, raw, True) == expected
             probed += len(rects)
         pdf.close()
     assert probed > 1000

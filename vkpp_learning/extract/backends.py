@@ -168,7 +168,7 @@ def _pdfium_segments(textpage: Any, height: float, raw: Any) -> list[TextSegment
     text = textpage.get_text_range()
     handle = textpage.raw  # the bare handle: the helper object costs a property call per PDFium call
     rects = _rects(handle, raw)
-    starts = [_first_char(handle, rect, raw) for rect in rects]
+    starts = [_first_char(handle, rect, raw, i > 0 and _after_run(rects[i - 1], rect)) for i, rect in enumerate(rects)]
     segments = []
     carry = ""
     for i, (left, bottom, right, top) in enumerate(rects):
@@ -208,23 +208,35 @@ def _rects(textpage: Any, raw: Any) -> list[tuple[float, float, float, float]]:
     return rects
 
 
-def _first_char(textpage: Any, rect: tuple[float, float, float, float], raw: Any) -> int:
-    # A run may begin with a space that has no box of its own: probe a little further in.
+def _first_char(textpage: Any, rect: tuple[float, float, float, float], raw: Any, after_run: bool = False) -> int:
+    """The index of the first character of a rect: the first whose box holds a point a little way in
+    (a run may begin with a space that has no box of its own: probe a little further in)."""
     left, bottom, right, top = rect
     middle = (top + bottom) / 2
     at = raw.FPDFText_GetCharIndexAtPos
-    for dx in (0.6, 2.0, 4.0, 7.0, 11.0, (right - left) / 2):
+    steps = (0.6, 2.0, 4.0, 7.0, 11.0, (right - left) / 2)
+    # A rect that starts where the last one ended opens with a space whose box is a hairline on the
+    # baseline, which the first two points miss. One search with wider tolerance, around both points,
+    # answers for both at the cost of one: when it finds no box near, neither point has one.
+    if after_run and left + 2.0 < right and at(textpage, left + 1.3, middle, 2.41, 1.01) < 0:
+        steps = steps[2:]
+    for dx in steps:
         x = left + dx
         if x < right:
-            # PDFium returns the first character whose box holds the point whatever the tolerance, so
-            # the exact probe (half the cost: no distances) answers first and the tolerant one only
-            # when no box holds the point, which returns the nearest box within half a point.
+            # PDFium returns the first character whose box holds the point whatever the tolerance, so an
+            # exact probe (half the cost: no distances) answers first, and the tolerant one (the nearest
+            # box within half a point) only when no box holds the point.
             index = at(textpage, x, middle, 0.0, 0.0)
             if index < 0:
                 index = at(textpage, x, middle, 1.0, 1.0)
             if index >= 0:
                 return index
     return -1
+
+
+def _after_run(prev: tuple[float, float, float, float], rect: tuple[float, float, float, float]) -> bool:
+    """Does `rect` start on the same baseline where `prev` ended (a text object split at a space)?"""
+    return abs(prev[1] - rect[1]) < 3 and -0.5 < rect[0] - prev[2] < 1.5
 
 
 _NAME_BUF = ctypes.create_string_buffer(128)
