@@ -19,16 +19,16 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from vkpp_learning import settings
 from vkpp_learning.db import Database, models, open_database
 from vkpp_learning.errors import VkppError
+from vkpp_learning.evaluate import BUNDLED_LABELS, load_labelled
 from vkpp_learning.records import TagInput, TagResult
 from vkpp_learning.tagging.base import PassageLabels, RunInfo, Tagger, create_tagger, needs_fitting, run_info
 
 DEFAULT_METHOD = "ensemble"
 RULES = "rules"  # the keyword baseline: the rules tagger and its four detectors
 BATCH = 256
-DEFAULT_GOLD = settings.project_root() / "corpus_samples" / "gold"
+DEFAULT_LABELS: tuple[Path, ...] = BUNDLED_LABELS  # corpus_samples/gold and corpus_samples/training
 LATEST = "latest.txt"
 
 Progress = Callable[[int, int], Any]  # (passages done, passages to do)
@@ -101,16 +101,15 @@ class TrainingSet:
         return {"passages": len(self.items), "reviews": len(set(self.groups)), "analyst_passages": analysts}
 
 
-def training_set(session: Session, gold: Path | None) -> TrainingSet:
-    from vkpp_learning.evaluate import load_gold
-
+def training_set(session: Session, gold: Path | Sequence[Path] | None) -> TrainingSet:
+    """Labelled passages from the gold files or folders (missing folders skipped) and analysts' decisions."""
     found = TrainingSet()
     by_text: dict[str, int] = {}
-    if gold is not None and gold.exists():
-        for passage in load_gold(gold):
-            by_text[passage.text] = len(found.items)
-            labels = {facet: sorted(values) for facet, values in passage.labels.items()}
-            _append(found, passage.tag_input(), labels, f"gold:{passage.doc_id}", None)
+    paths = [] if gold is None else [gold] if isinstance(gold, Path) else list(gold)
+    for passage in load_labelled(paths):
+        by_text[passage.text] = len(found.items)
+        labels = {facet: sorted(values) for facet, values in passage.labels.items()}
+        _append(found, passage.tag_input(), labels, f"gold:{passage.doc_id}", None)
     for item, review_id, decisions in analyst_passages(session):
         row = by_text.get(item.text)
         if row is None:
@@ -160,7 +159,9 @@ def model_root(db_url: str) -> Path:
     return Path("vkpp_data").resolve() / "tagger_models"
 
 
-def prepare(tagger: Tagger, db: Database, retrain: bool, gold: Path | None, report: Reporter | None = None) -> None:
+def prepare(
+    tagger: Tagger, db: Database, retrain: bool, gold: Path | Sequence[Path] | None, report: Reporter | None = None
+) -> None:
     """Give a learned tagger its fit: the latest saved one, or (with `retrain`, or when none fits this
     taxonomy) a new fit on the gold samples and analysts' decisions, saved under its model version."""
     from vkpp_learning.tagging.calibrate import load_model, save_model
@@ -277,7 +278,13 @@ def passage_statement(ids: Sequence[int]) -> Any:
 
 
 def tag_input(row: Any) -> TagInput:
-    return TagInput(text=row.text, review_type=row.review_type, section_kind=row.section_kind, kind=row.kind)
+    return TagInput(
+        text=row.text,
+        review_type=row.review_type,
+        section_kind=row.section_kind,
+        kind=row.kind,
+        review=str(row.review_id),
+    )
 
 
 def tag_rows(run_id: int, passage_ids: Sequence[int], results: Sequence[Sequence[TagResult]]) -> list[dict[str, Any]]:
@@ -304,7 +311,7 @@ def tag(
     *,
     force: bool = False,
     retrain: bool = False,
-    gold: Path | None = DEFAULT_GOLD,
+    gold: Path | Sequence[Path] | None = DEFAULT_LABELS,
     batch_size: int = BATCH,
     progress: bool = False,
     on_batch: Progress | None = None,

@@ -29,10 +29,10 @@ BINARY_KEYS = ("missed_opportunity", "police_relevant")
 @click.option("--force", is_flag=True, help="Tag every passage again, in a new run (the old run stays queryable).")
 @click.option(
     "--gold",
+    multiple=True,
     type=click.Path(exists=True, path_type=Path),
-    default=None,
-    show_default="corpus_samples/gold",
-    help="Gold JSONL (file or folder) the learned taggers train on, with analysts' decisions.",
+    show_default="corpus_samples/gold and corpus_samples/training",
+    help="Labelled JSONL (file or folder; repeatable) the learned taggers train on, with analysts' decisions.",
 )
 @click.option(
     "--runs", "show_runs", is_flag=True, help="List the tag runs (id, method, versions, current, tags) and stop."
@@ -45,7 +45,7 @@ def tag_command(
     method: str,
     retrain: bool,
     force: bool,
-    gold: Path | None,
+    gold: tuple[Path, ...],
     show_runs: bool,
     remove_run: int | None,
     as_json: bool,
@@ -72,7 +72,13 @@ def tag_command(
         return
     report = None if as_json else (lambda message: click.echo(message, err=True))
     summary = job.tag(
-        db_url, method, force=force, retrain=retrain, gold=gold or job.DEFAULT_GOLD, progress=not as_json, report=report
+        db_url,
+        method,
+        force=force,
+        retrain=retrain,
+        gold=gold or job.DEFAULT_LABELS,
+        progress=not as_json,
+        report=report,
     )
     click.echo(json.dumps(summary.to_json()) if as_json else tag_summary_line(summary))
 
@@ -116,20 +122,40 @@ def tag_summary_line(summary: Any) -> str:
     help="Cross-validation folds by document: learned taggers are fitted on the other folds' documents only.",
 )
 @click.option(
+    "--train",
+    "training",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    show_default="corpus_samples/gold and corpus_samples/training",
+    help="Labelled passages (gold JSONL file or folder; repeatable) added to every fold's training, minus any "
+    "passage of a review being evaluated. Defaults to what `vkpp tag` trains on.",
+)
+@click.option("--no-train", is_flag=True, help="Train on the other folds of --gold only.")
+@click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object: per facet micro/macro F1 and per label P/R/F1."
 )
 @user_errors
-def evaluate_command(gold: Path, method: str, folds: int, as_json: bool) -> None:
+def evaluate_command(
+    gold: Path, method: str, folds: int, training: tuple[Path, ...], no_train: bool, as_json: bool
+) -> None:
     """Measure a tagger against gold labels: precision, recall and F1 per label, micro and macro.
 
     Passages go through exactly the taggers `vkpp tag` uses, with their review type and section. A tagger
-    that learns is fitted, in each fold, on the other documents' gold only, so every figure is held out.
+    that learns is fitted, in each fold, on the other documents of --gold plus the labelled passages `vkpp tag`
+    trains on (never a passage of a review being evaluated), so every figure is held out by document.
     """
     from pipelines.tag import evaluation_names
-    from vkpp_learning.evaluate import evaluate
+    from vkpp_learning.evaluate import BUNDLED_LABELS, evaluate, load_gold, training_passages
 
-    report = evaluate(gold, evaluation_names(method), folds=folds)
-    click.echo(json.dumps(report, indent=2) if as_json else "\n".join(report_lines(report)))
+    paths = () if no_train else (training or BUNDLED_LABELS)
+    extra = training_passages(paths, load_gold(gold))
+    report = evaluate(gold, evaluation_names(method), folds=folds, training=paths)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    trained = f"{len(extra)} labelled passages from {len({p.doc_id for p in extra})} other reviews"
+    click.echo(f"Held out by document; each fold also trained on {trained}.")
+    click.echo("\n".join(report_lines(report)))
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

@@ -3,6 +3,12 @@
 Passages are tagged by exactly the taggers the pipeline uses (`create_tagger`). A tagger that learns
 (`fit`) is evaluated by document-level cross-validation: it is fitted on the other documents' passages
 and tags the held-out documents, so no passage of a review is seen in training and in testing.
+
+The pipeline's learned taggers train on every labelled passage the project ships (corpus_samples/gold and
+corpus_samples/training, see BUNDLED_LABELS). Evaluation does the same: each fold trains on the other folds'
+documents plus the bundled passages, minus every bundled passage of a review being evaluated (same doc_id
+or same text). Evaluating the bundled gold itself therefore adds only corpus_samples/training; evaluating an
+independent gold set measures the model the pipeline would actually use. `training=()` turns this off.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vkpp_learning import settings
 from vkpp_learning.errors import ConfigurationError
 from vkpp_learning.records import TagInput
 from vkpp_learning.tagging.base import BINARY_LABEL, PassageLabels, by_facet, create_tagger, needs_fitting
@@ -33,6 +40,10 @@ RECOMMENDATION = ("recommendation_to", "recommendation_to")
 REQUIRED_FIELDS = ("doc_id", "para_id", "text")
 TABLE_ROW_ID = re.compile(r"(^|\.)r\d+$")
 DEFAULT_FOLDS = 5
+BUNDLED_LABELS = (
+    settings.project_root() / "corpus_samples" / "gold",
+    settings.project_root() / "corpus_samples" / "training",
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,9 @@ class GoldPassage:
 
     def tag_input(self) -> TagInput:
         kind = "table_row" if TABLE_ROW_ID.search(self.para_id) else "paragraph"
-        return TagInput(text=self.text, review_type=self.review_type, section_kind=self.section, kind=kind)
+        return TagInput(
+            text=self.text, review_type=self.review_type, section_kind=self.section, kind=kind, review=self.doc_id
+        )
 
 
 def load_gold(path: str | Path) -> list[GoldPassage]:
@@ -58,6 +71,20 @@ def load_gold(path: str | Path) -> list[GoldPassage]:
     if not files or not all(f.is_file() for f in files):
         raise ConfigurationError(f"no gold JSONL files at {path}", code="gold_missing")
     return [passage for file in files for passage in _read_gold_file(file)]
+
+
+def load_labelled(paths: Sequence[str | Path]) -> list[GoldPassage]:
+    """Labelled passages from several gold files or folders; a missing path or a folder with no JSONL file
+    is skipped (the training folder may be empty)."""
+    found = [Path(p) for p in paths if Path(p).is_file() or any(Path(p).glob("*.jsonl"))]
+    return [passage for path in found for passage in load_gold(path)]
+
+
+def training_passages(paths: Sequence[str | Path], evaluated: Sequence[GoldPassage]) -> list[GoldPassage]:
+    """The labelled passages at `paths` that share no review (doc_id) and no text with `evaluated`."""
+    reviews = {p.doc_id for p in evaluated}
+    texts = {p.text for p in evaluated}
+    return [p for p in load_labelled(paths) if p.doc_id not in reviews and p.text not in texts]
 
 
 def _read_gold_file(file: Path) -> list[GoldPassage]:
@@ -108,19 +135,25 @@ def predict(
     tagger_names: str | Sequence[str] = DEFAULT_TAGGERS,
     folds: int = DEFAULT_FOLDS,
     threshold: float = 0.0,
+    extra: Sequence[GoldPassage] = (),
     **tagger_options: Any,
 ) -> list[dict[str, set[str]]]:
-    """The labels the taggers give each passage, by facet; fitted taggers only ever see other documents."""
+    """The labels the taggers give each passage, by facet; fitted taggers only ever see other documents:
+    the other folds' and `extra` (labelled passages of other reviews, added to every fold's training)."""
     tagger = create_tagger(tagger_names, **tagger_options)
     items = [p.tag_input() for p in passages]
     if not needs_fitting(tagger):
         return [by_facet(results, threshold) for results in tagger.tag(items)]
     predicted: list[dict[str, set[str]]] = [{} for _ in passages]
+    extra_items = [p.tag_input() for p in extra]
+    extra_labels = [_as_labels(p) for p in extra]
     for test in document_folds(passages, folds):
         held_out = set(test)
         train = [i for i in range(len(passages)) if i not in held_out]
         fold_tagger = create_tagger(tagger_names, **tagger_options)
-        fold_tagger.fit([items[i] for i in train], [_as_labels(passages[i]) for i in train])  # type: ignore[attr-defined]
+        fold_tagger.fit(  # type: ignore[attr-defined]
+            [items[i] for i in train] + extra_items, [_as_labels(passages[i]) for i in train] + extra_labels
+        )
         for index, results in zip(test, fold_tagger.tag([items[i] for i in test]), strict=True):
             predicted[index] = by_facet(results, threshold)
     return predicted
@@ -189,6 +222,7 @@ def evaluate(
     folds: int = DEFAULT_FOLDS,
     threshold: float = 0.0,
     include_recommendations: bool = False,
+    training: Sequence[str | Path] = BUNDLED_LABELS,
     **tagger_options: Any,
 ) -> dict[str, Any]:
     """Evaluate taggers on gold JSONL (a file or a folder of them). Every tag a tagger emits counts (each
@@ -199,5 +233,6 @@ def evaluate(
     "recommendation_to" (multi-label) when `include_recommendations` is true.
     """
     passages = load_gold(gold_path)
-    predicted = predict(passages, tagger_names, folds=folds, threshold=threshold, **tagger_options)
+    extra = training_passages(training, passages)
+    predicted = predict(passages, tagger_names, folds=folds, threshold=threshold, extra=extra, **tagger_options)
     return score(passages, predicted, include_recommendations=include_recommendations)

@@ -160,6 +160,9 @@ class TagInput:
     review_type: str = "unknown"
     section_kind: str = "other"
     kind: str = "paragraph"
+    # The review the passage belongs to (any stable key; "" = unknown). Cross-validation while fitting holds
+    # out whole reviews, so a model is never calibrated on passages of the review it is scored on.
+    review: str = ""
 
 
 @dataclass(frozen=True)

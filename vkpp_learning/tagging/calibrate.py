@@ -38,6 +38,16 @@ def contiguous_groups(count: int, folds: int = INNER_FOLDS) -> list[int]:
     return [min(i * blocks // max(count, 1), blocks - 1) for i in range(count)]
 
 
+def training_groups(items: Sequence[TagInput], groups: Sequence[object] | None = None) -> list[object]:
+    """The groups cross-validation holds out together: those given, else the passages' reviews when every
+    passage names one, else contiguous blocks."""
+    if groups is not None:
+        return list(groups)
+    if items and all(item.review for item in items):
+        return [item.review for item in items]
+    return list(contiguous_groups(len(items)))
+
+
 def group_folds(groups: Sequence[object], folds: int = INNER_FOLDS) -> list[np.ndarray]:
     """Test indices of each fold; every passage of a group (a review) falls in the same fold. Passages of a
     single review are split in contiguous blocks instead (there is nothing else to hold out)."""

@@ -30,6 +30,7 @@ from vkpp_learning.tagging.calibrate import (
     group_folds,
     label_matrix,
     out_of_fold,
+    training_groups,
 )
 from vkpp_learning.taxonomy import Taxonomy, load_taxonomy
 
@@ -232,7 +233,7 @@ class EmbeddingTagger:
     ) -> None:
         """Fit each theme's calibration and threshold (thresholds on out-of-fold scores by document)."""
         vectors = self.encoder([item.text for item in items])
-        groups = list(groups) if groups is not None else contiguous_groups(len(items))
+        groups = training_groups(items, groups)
         self.fit_similarities(self.similarities(vectors), labels, groups, decided)
         self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, self.params)
 

@@ -24,20 +24,20 @@ from vkpp_learning.tagging.calibrate import (
     Decided,
     LogisticModel,
     choose_threshold,
-    contiguous_groups,
     fingerprint,
     fit_logistic,
     group_folds,
     label_matrix,
     logit,
     out_of_fold,
+    training_groups,
 )
 from vkpp_learning.tagging.embedding import THEME_FACETS, EmbeddingTagger, Encoder, folds_within
 from vkpp_learning.tagging.supervised import MODEL_C, PassageFeatures, SupervisedTagger, tag_evidence
 from vkpp_learning.taxonomy import Taxonomy
 
 NAME = "tagger.ensemble.v1"
-CODE_VERSION = "1"  # bump when a change to the features or fitting makes old saved models stale
+CODE_VERSION = "2"  # bump when a change to the features or fitting makes old saved models stale
 STACK_C = 1.0
 # The stacker is not class-balanced, so its scores are probabilities; with few positives the best F1
 # threshold on them is noisy and is pulled towards STACK_DEFAULT (measured: better held out than 0.5).
@@ -143,7 +143,7 @@ class EnsembleTagger:
         """Out-of-fold embedding and supervised scores (folds by review) train the stackers; each label's
         threshold is chosen on its stacker's own out-of-fold scores (same folds); then both components
         are fitted on every labelled passage."""
-        groups = list(groups) if groups is not None else contiguous_groups(len(items))
+        groups = training_groups(items, groups)
         folds = group_folds(groups, INNER_FOLDS)
         embedded, learned = self.out_of_fold(features, labels, groups, decided, folds)
         self.stackers, self.thresholds = {}, {"all": DECISION}
@@ -152,10 +152,11 @@ class EnsembleTagger:
             rule = rule_scores(features, facet, matrix.labels)
             for j, label in enumerate(matrix.labels):
                 rows = matrix.known[:, j]
-                if matrix.positives()[j] < self.supervised.min_positives or np.isnan(learned[facet][rows, j]).any():
+                supervised = uninformative_gaps(learned[facet][rows, j])
+                if matrix.positives()[j] < self.supervised.min_positives or supervised is None:
                     continue
                 inputs = stack_inputs(
-                    rule[rows, j], embedded[facet][rows, j] if facet in embedded else None, learned[facet][rows, j]
+                    rule[rows, j], embedded[facet][rows, j] if facet in embedded else None, supervised
                 )
                 truth = matrix.truth[rows, j]
                 stacked = out_of_fold(
@@ -225,6 +226,16 @@ class EnsembleTagger:
 
 def _fit_predict(inputs: np.ndarray, truth: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return fit_logistic(inputs[train], truth[train], STACK_C, balanced=STACK_BALANCED).predict(inputs[test])
+
+
+def uninformative_gaps(scores: np.ndarray) -> np.ndarray | None:
+    """Out-of-fold supervised scores with the gaps filled: a fold whose training reviews hold too few
+    positives of a label leaves its passages unscored (NaN). Those get the column's mean, which tells the
+    stacker nothing, so it leans on the rules and embedding scores there. None when nothing was scored."""
+    known = ~np.isnan(scores)
+    if not known.any():
+        return None
+    return np.where(known, scores, scores[known].mean())
 
 
 def rule_scores(features: PassageFeatures, facet: str, labels: Sequence[str]) -> np.ndarray:

@@ -33,6 +33,7 @@ from vkpp_learning.tagging.calibrate import (
     group_folds,
     label_matrix,
     out_of_fold,
+    training_groups,
 )
 from vkpp_learning.tagging.embedding import THEME_FACETS, EmbeddingTagger, Encoder, default_encoder, theme_vectors
 from vkpp_learning.taxonomy import Taxonomy, load_taxonomy
@@ -256,7 +257,7 @@ class SupervisedTagger:
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
     ) -> None:
-        groups = list(groups) if groups is not None else contiguous_groups(len(items))
+        groups = training_groups(items, groups)
         self.fit_features(self.features(items), labels, groups, decided)
         self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, self.params)
 
