@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,22 +37,50 @@ def golden_path(pdf: Path) -> Path:
     return beside if beside.exists() else pdf.parent / "golden" / f"{pdf.stem}.json"
 
 
-def measure(pdfs: list[Path], backend: str, repeat: int = 1) -> tuple[float, float, float, int]:
-    """(pages per second of wall time, pages per second of CPU time, length-weighted fidelity, pages)."""
-    pages, seconds, cpu, weighted, weight = 0, 0.0, 0.0, 0.0, 0
+@dataclass
+class Speed:
+    """One backend's totals over a set of reviews."""
+
+    pages: int = 0
+    wall: float = 0.0  # seconds
+    cpu: float = 0.0  # seconds of this process's CPU time
+    fidelity_sum: float = 0.0  # fidelity weighted by golden text length
+    golden_chars: int = 0
+
+    @property
+    def per_second(self) -> float:
+        return self.pages / self.wall
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.pages / self.cpu
+
+    @property
+    def fidelity(self) -> float:
+        return self.fidelity_sum / max(self.golden_chars, 1)
+
+
+def measure(pdfs: list[Path], repeat: dict[str, int]) -> dict[str, Speed]:
+    """Time each backend `repeat[backend]` times on each review. The runs on one review alternate between
+    the backends (pdfium, pdfplumber, pdfium again...), so that load from other work on a shared machine
+    falls alike on both rather than on whichever backend's block of runs it happened to meet."""
+    speeds = {backend: Speed() for backend in BACKENDS}
     for pdf in pdfs:
         golden = load_golden(golden_path(pdf))
-        for _ in range(repeat):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            doc = extract_pdf(pdf, backend, ocr="off")
-            seconds += time.perf_counter() - start
-            cpu += time.process_time() - start_cpu
-            pages += doc.page_count
-        # The scanned page is excluded from speed runs (ocr off) but counts, as text lost, in fidelity.
-        size = sum(len(g) for g in golden)
-        weighted += fidelity(doc, golden).similarity * size
-        weight += size
-    return pages / seconds, pages / cpu, weighted / max(weight, 1), pages // repeat
+        for round_ in range(max(repeat.values())):
+            for backend in (b for b in BACKENDS if round_ < repeat[b]):
+                speed = speeds[backend]
+                start, start_cpu = time.perf_counter(), time.process_time()
+                doc = extract_pdf(pdf, backend, ocr="off")
+                speed.wall += time.perf_counter() - start
+                speed.cpu += time.process_time() - start_cpu
+                speed.pages += doc.page_count
+                if round_ == 0:
+                    # The scanned page is excluded from speed runs (ocr off) but counts, as text lost, in fidelity.
+                    size = sum(len(g) for g in golden)
+                    speed.fidelity_sum += fidelity(doc, golden).similarity * size
+                    speed.golden_chars += size
+    return speeds
 
 
 def warm_up(pdfs: list[Path]) -> None:
@@ -62,19 +91,19 @@ def warm_up(pdfs: list[Path]) -> None:
         extract_pdf(smallest, backend, ocr="off")
 
 
-def report(label: str, pdfs: list[Path], repeat: int) -> None:
+def report(label: str, pdfs: list[Path], repeat: dict[str, int]) -> None:
     # Wall time is what a user waits; on a machine shared with other work it swings with their load, so
     # CPU time (this process's own work, both backends being single-threaded) is printed beside it.
-    wall, cpu = {}, {}
-    for backend in BACKENDS:
-        wall[backend], cpu[backend], fid, pages = measure(pdfs, backend, repeat if backend == "pdfium" else 1)
+    speeds = measure(pdfs, repeat)
+    for backend, speed in speeds.items():
         print(
-            f"{label:16s} {backend:11s} pages={pages:4d} {wall[backend]:8.1f} pages/s "
-            f"({cpu[backend]:.1f} per CPU second)  fidelity={fid:.4f}"
+            f"{label:16s} {backend:11s} pages={speed.pages // repeat[backend]:4d} {speed.per_second:8.1f} pages/s "
+            f"({speed.per_cpu_second:.1f} per CPU second)  fidelity={speed.fidelity:.4f}"
         )
+    fast, careful = speeds["pdfium"], speeds["pdfplumber"]
     print(
-        f"{label:16s} pdfium / pdfplumber speed: {wall['pdfium'] / wall['pdfplumber']:.1f}x "
-        f"(CPU time: {cpu['pdfium'] / cpu['pdfplumber']:.1f}x)"
+        f"{label:16s} pdfium / pdfplumber speed: {fast.per_second / careful.per_second:.1f}x "
+        f"(CPU time: {fast.per_cpu_second / careful.per_cpu_second:.1f}x)"
     )
 
 
@@ -136,7 +165,7 @@ def main() -> None:
     if not pdfs:
         sys.exit("no corpus_samples/*.pdf with golden text: run python corpus_samples/build.py")
     warm_up(pdfs)
-    report("corpus_samples", pdfs, repeat=3)
+    report("corpus_samples", pdfs, repeat={"pdfium": 3, "pdfplumber": 1})
     ocr_cost(pdfs)
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_long:
@@ -146,7 +175,7 @@ def main() -> None:
                 capture_output=True,
             )
             long_pdfs = sorted(Path(tmp).glob("*.pdf"))
-            report("long review", long_pdfs, repeat=1)
+            report("long review", long_pdfs, repeat={"pdfium": 2, "pdfplumber": 1})
         # Whole ingestion: the sample corpus several times over (copies hash the same, so re-rendered
         # long review plus the corpus) to give the two workers enough to do.
         targets = pdfs + (sorted(Path(tmp).glob("*.pdf")) if not args.skip_long else [])
