@@ -193,18 +193,15 @@ def _tail_after_break(run: str) -> bool:
     return bool(sep and head and tail.strip() and len(tail) <= 2)
 
 
-_BOX = [ctypes.c_double() for _ in range(4)]
-_BOX_REFS = [ctypes.byref(d) for d in _BOX]
-
-
 def _rects(textpage: Any, raw: Any) -> list[tuple[float, float, float, float]]:
-    """PDFium's text rectangles as (left, bottom, right, top), read into reused buffers."""
+    """PDFium's text rectangles as (left, bottom, right, top), read into buffers reused for the page."""
     get_rect = raw.FPDFText_GetRect
-    left, top, right, bottom = _BOX_REFS
+    left, top, right, bottom = box = [ctypes.c_double() for _ in range(4)]
+    refs = [ctypes.byref(d) for d in box]
     rects = []
     for i in range(raw.FPDFText_CountRects(textpage, 0, -1)):
-        get_rect(textpage, i, left, top, right, bottom)
-        rects.append((_BOX[0].value, _BOX[3].value, _BOX[2].value, _BOX[1].value))
+        get_rect(textpage, i, *refs)
+        rects.append((left.value, bottom.value, right.value, top.value))
     return rects
 
 
@@ -214,10 +211,11 @@ def _first_char(textpage: Any, rect: tuple[float, float, float, float], raw: Any
     left, bottom, right, top = rect
     middle = (top + bottom) / 2
     at = raw.FPDFText_GetCharIndexAtPos
-    steps = (0.6, 2.0, 4.0, 7.0, 11.0, (right - left) / 2)
-    # A rect that starts where the last one ended opens with a space whose box is a hairline on the
-    # baseline, which the first two points miss. One search with wider tolerance, around both points,
-    # answers for both at the cost of one: when it finds no box near, neither point has one.
+    steps: tuple[float, ...] = (0.6, 2.0, 4.0, 7.0, 11.0, (right - left) / 2)
+    # A rect that starts where the last one ended (nearly always) opens with a space whose box is a
+    # hairline on the baseline, which the first two points miss. One search with a wider tolerance
+    # around both points answers for both at the cost of one: when it finds no box near, neither point
+    # has one, exact or within half a point. Otherwise the points are probed one by one as usual.
     if after_run and left + 2.0 < right and at(textpage, left + 1.3, middle, 2.41, 1.01) < 0:
         steps = steps[2:]
     for dx in steps:
