@@ -7,10 +7,11 @@ from __future__ import annotations
 import calendar
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -150,6 +151,52 @@ class Layout:
             for p in pieces
             if p.block.kind == "footnote" and p.block.footnote is not None
         }
+
+
+# ---------------------------------------------------------------- settling the layout
+
+
+@dataclass
+class PassState:
+    """What one layout pass learned and the next uses."""
+
+    heading_pages: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+    reserve: dict[int, float] = field(default_factory=dict)  # page -> points kept free for footnotes
+
+
+class LayoutPass(NamedTuple):
+    """What one layout pass made: the PDF, its layout, and the points each page's footnotes need."""
+
+    pdf: bytes
+    layout: Layout
+    notes_height: dict[int, float]
+
+
+def render_until_settled(
+    plan: Plan, out_path: Path, lay_out: Callable[[PassState], LayoutPass], producer: str, max_passes: int = 8
+) -> Layout:
+    """Lay the plan out until contents, page count and footnote space settle; write the PDF.
+
+    Pass n uses pass n-1's heading pages (for the contents), page count (for "Page X of Y") and
+    footnote heights (space reserved at the foot of each page)."""
+    state = PassState()
+    for _ in range(max_passes):
+        pdf, layout, needed = lay_out(state)
+        total = len(layout.pages)
+        settled = (
+            layout.heading_pages() == state.heading_pages
+            and total == state.total
+            and all(h <= state.reserve.get(p, 0.0) + 0.01 for p, h in needed.items())
+        )
+        if settled:
+            out_path.write_bytes(pdf)
+            return layout
+        reserve = dict(state.reserve)
+        for page, height in needed.items():
+            reserve[page] = max(reserve.get(page, 0.0), height)
+        state = PassState(layout.heading_pages(), total, reserve)
+    raise RuntimeError(f"{plan.source['doc_id']}: the {producer} layout did not settle in {max_passes} passes")
 
 
 # ---------------------------------------------------------------- planning

@@ -6,7 +6,7 @@ block lands on which page. Built until the contents, page count and footnote spa
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from _render_common import (
     TTF,
     Block,
     Layout,
+    LayoutPass,
+    PassState,
     Piece,
     Plan,
     ScanStyle,
@@ -23,6 +25,7 @@ from _render_common import (
     creation_date,
     footer_text,
     iter_body_runs,
+    render_until_settled,
     scan_image,
     scan_pieces,
 )
@@ -31,14 +34,6 @@ from fpdf import FPDF
 PAGE_W, PAGE_H = 595.28, 841.89  # A4 in points
 MARGIN = {"left": 62.0, "right": 62.0, "top": 74.0, "bottom": 70.0}
 GUTTER = 20.0
-MAX_PASSES = 8
-
-
-@dataclass
-class PassState:
-    heading_pages: dict[int, int] = field(default_factory=dict)
-    total: int = 0
-    reserve: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -305,7 +300,7 @@ def _title_and_contents(flow: Flow, plan: Plan) -> None:
         flow.record(Piece(entry))
 
 
-def _build_once(plan: Plan, state: PassState) -> tuple[bytes, ReviewPDF]:
+def _build_once(plan: Plan, state: PassState) -> LayoutPass:
     pdf = ReviewPDF(plan, state)
     source = plan.source
     pdf.set_title(source["title"])
@@ -333,30 +328,14 @@ def _build_once(plan: Plan, state: PassState) -> tuple[bytes, ReviewPDF]:
             flow.heading(first, size, "BI", 2 * pdf.lead)
         else:
             flow.paragraph(first)
-    return bytes(pdf.output()), pdf
+    data = bytes(pdf.output())
+    layout = Layout(
+        pages=[pdf.pieces.get(n, []) for n in range(1, pdf.pages_count + 1)],
+        scanned_page=next((p for p in sorted(pdf.plain_pages) if p != 1), None),
+    )
+    return LayoutPass(data, layout, {page: pdf.notes_height(notes) for page, notes in pdf.notes.items()})
 
 
 def render(plan: Plan, out_path: Path, **_: Any) -> Layout:
     """Lay the plan out until contents, page count and footnote space settle; write the PDF."""
-    state = PassState()
-    for _ in range(MAX_PASSES):
-        data, pdf = _build_once(plan, state)
-        total = pdf.pages_count
-        layout = Layout(
-            pages=[pdf.pieces.get(n, []) for n in range(1, total + 1)],
-            scanned_page=next((p for p in sorted(pdf.plain_pages) if p != 1), None),
-        )
-        needed = {page: pdf.notes_height(notes) for page, notes in pdf.notes.items()}
-        settled = (
-            layout.heading_pages() == state.heading_pages
-            and total == state.total
-            and all(h <= state.reserve.get(p, 0.0) + 0.01 for p, h in needed.items())
-        )
-        if settled:
-            out_path.write_bytes(data)
-            return layout
-        reserve = dict(state.reserve)
-        for page, height in needed.items():
-            reserve[page] = max(reserve.get(page, 0.0), height)
-        state = PassState(layout.heading_pages(), total, reserve)
-    raise RuntimeError(f"{plan.source['doc_id']}: the fpdf2 layout did not settle in {MAX_PASSES} passes")
+    return render_until_settled(plan, out_path, lambda state: _build_once(plan, state), "fpdf2")

@@ -9,7 +9,6 @@ count (for "Page X of Y") and footnote heights (space reserved at the foot of ea
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -18,6 +17,8 @@ from _render_common import (
     TTF,
     Block,
     Layout,
+    LayoutPass,
+    PassState,
     Piece,
     Plan,
     ScanStyle,
@@ -27,6 +28,7 @@ from _render_common import (
     footer_text,
     iter_body_runs,
     pdf_date,
+    render_until_settled,
     scan_image,
     scan_pieces,
 )
@@ -54,7 +56,6 @@ from reportlab.platypus import (
 
 MARGIN = {"left": 24 * mm, "right": 22 * mm, "top": 26 * mm, "bottom": 24 * mm}
 GUTTER = 7 * mm
-MAX_PASSES = 8
 
 
 # ---------------------------------------------------------------- fonts and styles
@@ -241,15 +242,6 @@ class ScanPlaceholder(Flowable):
 
 
 # ---------------------------------------------------------------- the document
-
-
-@dataclass
-class PassState:
-    """What one layout pass learned and the next uses."""
-
-    heading_pages: dict[int, int] = field(default_factory=dict)
-    total: int = 0
-    reserve: dict[int, float] = field(default_factory=dict)  # page -> points kept free for footnotes
 
 
 def _fixed_date_canvas(date: str) -> type[Canvas]:
@@ -458,7 +450,7 @@ def body_story(plan: Plan, styles: dict[str, ParagraphStyle], full_width: float,
     return story
 
 
-def _build_once(plan: Plan, state: PassState, **kw: Any) -> tuple[bytes, ReviewDocTemplate]:
+def _build_once(plan: Plan, state: PassState, **kw: Any) -> LayoutPass:
     styles = make_styles(plan)
     if callable(kw.get("encrypt")):  # an encryption object serves one build only: make one per pass
         kw = {**kw, "encrypt": kw["encrypt"]()}
@@ -471,7 +463,8 @@ def _build_once(plan: Plan, state: PassState, **kw: Any) -> tuple[bytes, ReviewD
     story += [*contents_story(plan, state, styles, doc.width), NextPageTemplate(body_template), PageBreak()]
     story += body_story(plan, styles, doc.width, body_template)
     doc.build(story, canvasmaker=_fixed_date_canvas(pdf_date(plan.source)))
-    return buffer.getvalue(), doc
+    needed = {page: doc.notes_height(notes) for page, notes in doc.notes.items()}
+    return LayoutPass(buffer.getvalue(), _layout(doc, doc.page), needed)
 
 
 def _layout(doc: ReviewDocTemplate, total: int) -> Layout:
@@ -493,22 +486,4 @@ def _merge(pieces: list[Piece]) -> list[Piece]:
 
 def render(plan: Plan, out_path: Path, **kw: Any) -> Layout:
     """Lay the plan out until contents, page count and footnote space settle; write the PDF."""
-    state = PassState()
-    for _ in range(MAX_PASSES):
-        pdf, doc = _build_once(plan, state, **kw)
-        total = doc.page
-        needed = {page: doc.notes_height(notes) for page, notes in doc.notes.items()}
-        layout = _layout(doc, total)
-        settled = (
-            layout.heading_pages() == state.heading_pages
-            and total == state.total
-            and all(h <= state.reserve.get(p, 0.0) + 0.01 for p, h in needed.items())
-        )
-        if settled:
-            out_path.write_bytes(pdf)
-            return layout
-        reserve = dict(state.reserve)
-        for page, height in needed.items():
-            reserve[page] = max(reserve.get(page, 0.0), height)
-        state = PassState(layout.heading_pages(), total, reserve)
-    raise RuntimeError(f"{plan.source['doc_id']}: the reportlab layout did not settle in {MAX_PASSES} passes")
+    return render_until_settled(plan, out_path, lambda state: _build_once(plan, state, **kw), "reportlab")
