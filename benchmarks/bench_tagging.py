@@ -34,8 +34,7 @@ def passages(gold: Path, count: int) -> list[TagInput]:
 
 
 def clear_caches() -> None:
-    nlp._cache.clear()
-    reading._READINGS.clear()
+    reading.forget()
 
 
 def timed(label: str, run, count: int) -> None:  # type: ignore[no-untyped-def]
