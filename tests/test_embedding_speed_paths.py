@@ -1,0 +1,103 @@
+"""The faster paths of tagging: bfloat16 embeddings (own cache key, same SHA-256 check, near-identical
+vectors) and the spaCy pipeline's remembered token attributes (the same words as the separate components)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vkpp_learning import embeddings
+from vkpp_learning.errors import MissingDependency
+
+TEXTS = [
+    "Officers should have completed a DASH risk assessment after the third call.",
+    "The GP did not ask about the bruising, and no referral to MARAC was made.",
+    "Children's social care closed the case without speaking to the children.",
+]
+
+
+def test_each_precision_has_its_own_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "float32")
+    assert embeddings.precision() == "float32"
+    assert embeddings.MODEL_NAME == embeddings.MODEL == "all-MiniLM-L6-v2"  # caches made before stay valid
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "bfloat16")
+    assert embeddings.MODEL_NAME == "all-MiniLM-L6-v2+bfloat16"
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "auto")
+    native = bool(embeddings.cpu_flags() & embeddings.BF16_CPU_FLAGS)
+    assert embeddings.precision() == ("bfloat16" if native else "float32")
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "int8")
+    with pytest.raises(ValueError, match="VKPP_EMBEDDING_PRECISION"):
+        embeddings.precision()
+
+
+def test_bfloat16_vectors_are_close_to_float32_but_not_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "float32")
+    exact = embeddings.encode(TEXTS)
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "bfloat16")
+    fast = embeddings.encode(TEXTS)
+    assert fast.dtype == np.float32 and fast.shape == (len(TEXTS), embeddings.DIM)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cosines = (exact * fast).sum(axis=1)
+    assert cosines.min() > 0.999
+    assert not np.array_equal(exact, fast)  # why the two are cached under different keys
+    # Search queries go through load_model directly: they get the same bfloat16 vectors as passages.
+    query = embeddings.load_model().encode(TEXTS[:1], normalize_embeddings=True, convert_to_numpy=True)
+    assert float(query[0] @ fast[0]) > 0.99999
+
+
+def test_cached_vectors_of_one_precision_never_answer_for_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from vkpp_learning.db.engine import open_database
+    from vkpp_learning.db.models import Embedding
+
+    db = open_database(f"sqlite:///{tmp_path / 'cache.sqlite'}")
+    try:
+        vectors = {}
+        for chosen in ("float32", "bfloat16"):
+            monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", chosen)
+            with db.writing() as session:
+                vectors[chosen] = embeddings.cached_encode(session, TEXTS[:2])
+        with db.session() as session:
+            stored = sorted(session.execute(select(Embedding.model, Embedding.text_hash)).all())
+            with db.writing() as again:
+                assert np.array_equal(embeddings.cached_encode(again, TEXTS[:2]), vectors["bfloat16"])
+    finally:
+        db.dispose()
+    hashes = sorted(embeddings.text_hash(t) for t in TEXTS[:2])
+    assert stored == [("all-MiniLM-L6-v2", h) for h in hashes] + [("all-MiniLM-L6-v2+bfloat16", h) for h in hashes]
+    assert not np.array_equal(vectors["float32"], vectors["bfloat16"])
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_weights_are_checked_whatever_the_precision(
+    precision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"not the published weights")
+    monkeypatch.setenv("VKPP_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", precision)
+    with pytest.raises(MissingDependency, match="SHA-256"):
+        embeddings.load_model()
+
+
+def test_remembered_token_attributes_match_the_separate_components() -> None:
+    """The pipeline's one token-attributes component against the model's own attribute ruler and lemmatizer
+    (with the same NORM rule), on the gold passages: every token's POS, MORPH, LEMMA and NORM."""
+    import spacy
+
+    from vkpp_learning.evaluate import load_gold
+    from vkpp_learning.tagging import nlp
+
+    texts = [p.text for p in load_gold(Path(__file__).parent.parent / "corpus_samples" / "gold")][::3]
+    texts += ["DASH, A&E, PC and I: the Police's MARAC referral wasn't made.", "", "self-neglect; 12.5 -- (ii)"]
+    full = nlp.load_model(spacy)  # tagger, attribute ruler, lemmatizer: the stock components
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # W108: the stock lemmatizer meeting a token without POS
+        expected = [[(t.pos_, str(t.morph), t.lemma_, nlp.token_norm(t)) for t in d] for d in full.pipe(texts)]
+        got = [[(t.pos_, str(t.morph), t.lemma_, t.norm_) for t in d] for d in nlp.load_nlp().pipe(texts)]
+    assert got == expected
