@@ -23,7 +23,15 @@ from vkpp_learning.db import Database, models, open_database
 from vkpp_learning.errors import VkppError
 from vkpp_learning.evaluate import BUNDLED_LABELS, load_labelled
 from vkpp_learning.records import TagInput, TagResult
-from vkpp_learning.tagging.base import PassageLabels, RunInfo, Tagger, create_tagger, needs_fitting, run_info
+from vkpp_learning.tagging.base import (
+    PassageLabels,
+    RunInfo,
+    Tagger,
+    accepts,
+    create_tagger,
+    needs_fitting,
+    run_info,
+)
 
 DEFAULT_METHOD = "ensemble"
 RULES = "rules"  # the keyword baseline: the rules tagger and its four detectors
@@ -95,6 +103,7 @@ class TrainingSet:
     labels: list[PassageLabels] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     decided: list[Mapping[str, Sequence[str]] | None] = field(default_factory=list)
+    calibration: list[bool] = field(default_factory=list)  # passages of real reviews: thresholds are set on them
 
     def summary(self) -> dict[str, Any]:
         analysts = sum(1 for d in self.decided if d is not None)
@@ -109,12 +118,12 @@ def training_set(session: Session, gold: Path | Sequence[Path] | None) -> Traini
     for passage in load_labelled(paths):
         by_text[passage.text] = len(found.items)
         labels = {facet: sorted(values) for facet, values in passage.labels.items()}
-        _append(found, passage.tag_input(), labels, f"gold:{passage.doc_id}", None)
+        _append(found, passage.tag_input(), labels, f"gold:{passage.doc_id}", None, not passage.written)
     for item, review_id, decisions in analyst_passages(session):
         row = by_text.get(item.text)
         if row is None:
             positives = {f: sorted(label for label, keep in d.items() if keep) for f, d in decisions.items()}
-            _append(found, item, positives, f"review:{review_id}", {f: sorted(d) for f, d in decisions.items()})
+            _append(found, item, positives, f"review:{review_id}", {f: sorted(d) for f, d in decisions.items()}, True)
             continue
         merged = {facet: set(values) for facet, values in found.labels[row].items()}
         for facet, decided in decisions.items():
@@ -130,11 +139,13 @@ def _append(
     labels: PassageLabels,
     group: str,
     decided: Mapping[str, Sequence[str]] | None,
+    calibration: bool,
 ) -> None:
     found.items.append(item)
     found.labels.append(labels)
     found.groups.append(group)
     found.decided.append(decided)
+    found.calibration.append(calibration)
 
 
 def analyst_passages(session: Session) -> list[tuple[TagInput, int, dict[str, dict[str, bool]]]]:
@@ -184,7 +195,8 @@ def prepare(
             f"fitting {tagger.name} on {said['passages']} labelled passages from {said['reviews']} reviews "
             f"({said['analyst_passages']} with analysts' decisions)"
         )
-    tagger.fit(training.items, training.labels, training.groups, training.decided)  # type: ignore[attr-defined]
+    options = {"calibration": training.calibration} if accepts(tagger, "calibration") else {}
+    tagger.fit(training.items, training.labels, training.groups, training.decided, **options)  # type: ignore[attr-defined]
     directory = folder / str(tagger.model_version)  # type: ignore[attr-defined]
     save_model(tagger, directory, training.summary())
     (folder / LATEST).write_text(directory.name, encoding="utf-8")

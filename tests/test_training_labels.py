@@ -7,10 +7,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from pipelines.tag import DEFAULT_LABELS, training_set
 from tests.conftest import CORPUS, sqlite_url
 from vkpp_learning.db import open_database
 from vkpp_learning.evaluate import BUNDLED_LABELS, MULTI_LABEL, load_gold, load_labelled, training_passages
+from vkpp_learning.tagging.ensemble import calibration_rows
 from vkpp_learning.taxonomy import load_taxonomy
 
 TRAINING = CORPUS / "training"
@@ -88,3 +91,25 @@ def test_the_tag_pipeline_trains_on_gold_and_training_passages(tmp_path: Path) -
     assert len(found.items) == expected
     assert len(set(found.groups)) == len({p.doc_id for p in load_labelled(DEFAULT_LABELS)})
     assert all(item.review for item in found.items)
+
+
+def test_written_reviews_train_but_real_reviews_set_thresholds(tmp_path: Path) -> None:
+    assert all(p.written for p in load_gold(TRAINING)) and not any(p.written for p in load_gold(GOLD))
+    db = open_database(sqlite_url(tmp_path / "calibration.sqlite"))
+    try:
+        with db.session() as session:
+            found = training_set(session, DEFAULT_LABELS)
+    finally:
+        db.dispose()
+    real = [item.review for item, calibrate in zip(found.items, found.calibration, strict=True) if calibrate]
+    assert set(real) == {p.doc_id for p in load_gold(GOLD)}
+    assert len(found.calibration) == len(found.items)
+
+
+def test_thresholds_come_from_real_reviews_when_they_hold_enough_positives() -> None:
+    real = np.array([True] * 6 + [False] * 6)
+    many = np.array([1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1], dtype=bool)
+    assert calibration_rows(real, many).tolist() == real.tolist()
+    few = np.array([1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1], dtype=bool)
+    assert calibration_rows(real, few).all()  # one real positive: every row decides
+    assert calibration_rows(np.ones(12, dtype=bool), many).all()

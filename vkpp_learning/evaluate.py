@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from vkpp_learning import settings
 from vkpp_learning.errors import ConfigurationError
 from vkpp_learning.records import TagInput
-from vkpp_learning.tagging.base import BINARY_LABEL, PassageLabels, by_facet, create_tagger, needs_fitting
+from vkpp_learning.tagging.base import BINARY_LABEL, PassageLabels, accepts, by_facet, create_tagger, needs_fitting
 from vkpp_learning.tagging.detectors import DEFAULT_TAGGERS
 
 # Report key -> (gold JSONL field, tag facet).
@@ -40,10 +40,10 @@ RECOMMENDATION = ("recommendation_to", "recommendation_to")
 REQUIRED_FIELDS = ("doc_id", "para_id", "text")
 TABLE_ROW_ID = re.compile(r"(^|\.)r\d+$")
 DEFAULT_FOLDS = 5
-BUNDLED_LABELS = (
-    settings.project_root() / "corpus_samples" / "gold",
-    settings.project_root() / "corpus_samples" / "training",
-)
+# Passages of whole reviews written only to be labelled: learned from, but thresholds are chosen on passages
+# of real reviews (gold, analysts' decisions) whenever there are enough (ensemble.calibration_rows).
+WRITTEN_LABELS = settings.project_root() / "corpus_samples" / "training"
+BUNDLED_LABELS = (settings.project_root() / "corpus_samples" / "gold", WRITTEN_LABELS)
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class GoldPassage:
     text: str
     review_type: str
     labels: dict[str, frozenset[str]]
+    written: bool = False  # from WRITTEN_LABELS: a review written only to be labelled
 
     def tag_input(self) -> TagInput:
         kind = "table_row" if TABLE_ROW_ID.search(self.para_id) else "paragraph"
@@ -70,7 +71,12 @@ def load_gold(path: str | Path) -> list[GoldPassage]:
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
         raise ConfigurationError(f"no gold JSONL files at {path}", code="gold_missing")
-    return [passage for file in files for passage in _read_gold_file(file)]
+    return [replace(passage, written=is_written(file)) for file in files for passage in _read_gold_file(file)]
+
+
+def is_written(file: Path) -> bool:
+    """Whether a labelled file lies in WRITTEN_LABELS (reviews written only to be labelled)."""
+    return file.resolve().is_relative_to(WRITTEN_LABELS.resolve())
 
 
 def load_labelled(paths: Sequence[str | Path]) -> list[GoldPassage]:
@@ -151,8 +157,11 @@ def predict(
         held_out = set(test)
         train = [i for i in range(len(passages)) if i not in held_out]
         fold_tagger = create_tagger(tagger_names, **tagger_options)
+        options = {}
+        if accepts(fold_tagger, "calibration"):
+            options["calibration"] = [not passages[i].written for i in train] + [not p.written for p in extra]
         fold_tagger.fit(  # type: ignore[attr-defined]
-            [items[i] for i in train] + extra_items, [_as_labels(passages[i]) for i in train] + extra_labels
+            [items[i] for i in train] + extra_items, [_as_labels(passages[i]) for i in train] + extra_labels, **options
         )
         for index, results in zip(test, fold_tagger.tag([items[i] for i in test]), strict=True):
             predicted[index] = by_facet(results, threshold)

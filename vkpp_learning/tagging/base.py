@@ -7,6 +7,7 @@ learns from labelled passages also has `fit(items, labels)`; evaluation fits it 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -34,6 +35,12 @@ class FittableTagger(Tagger, Protocol):
 
 def needs_fitting(tagger: Tagger) -> bool:
     return isinstance(tagger, FittableTagger)
+
+
+def accepts(tagger: Tagger, option: str) -> bool:
+    """Whether a learned tagger's fit takes the keyword `option` (e.g. "calibration")."""
+    fit = getattr(tagger, "fit", None)
+    return fit is not None and option in inspect.signature(fit).parameters
 
 
 @dataclass(frozen=True)

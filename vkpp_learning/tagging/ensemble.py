@@ -37,12 +37,13 @@ from vkpp_learning.tagging.supervised import MODEL_C, PassageFeatures, Supervise
 from vkpp_learning.taxonomy import Taxonomy
 
 NAME = "tagger.ensemble.v1"
-CODE_VERSION = "2"  # bump when a change to the features or fitting makes old saved models stale
+CODE_VERSION = "3"  # bump when a change to the features or fitting makes old saved models stale
 STACK_C = 1.0
 # The stacker is not class-balanced, so its scores are probabilities; with few positives the best F1
 # threshold on them is noisy and is pulled towards STACK_DEFAULT (measured: better held out than 0.5).
 STACK_BALANCED = False
 STACK_DEFAULT = 0.4
+MIN_CALIBRATION_POSITIVES = 5
 DECISION = 0.5  # every label's threshold maps to this score
 RULE_THRESHOLDS = {"practice": rules.THRESHOLD, "vulnerability": rules.THRESHOLD}
 
@@ -129,8 +130,9 @@ class EnsembleTagger:
         labels: Sequence[PassageLabels],
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
     ) -> None:
-        self.fit_features(self.supervised.features(items), items, labels, groups, decided)
+        self.fit_features(self.supervised.features(items), items, labels, groups, decided, calibration)
 
     def fit_features(
         self,
@@ -139,11 +141,18 @@ class EnsembleTagger:
         labels: Sequence[PassageLabels],
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
     ) -> None:
         """Out-of-fold embedding and supervised scores (folds by review) train the stackers; each label's
         threshold is chosen on its stacker's own out-of-fold scores (same folds); then both components
-        are fitted on every labelled passage."""
+        are fitted on every labelled passage.
+
+        `calibration` marks the passages thresholds are chosen on (default: all). Passages written only to
+        be labelled are denser in every label than real reviews, so a threshold chosen on them over-tags
+        real ones: they train the models but, when enough real labelled passages exist, do not set the
+        thresholds (see calibration_rows)."""
         groups = training_groups(items, groups)
+        calibrate = np.ones(len(items), dtype=bool) if calibration is None else np.asarray(calibration, dtype=bool)
         folds = group_folds(groups, INNER_FOLDS)
         embedded, learned = self.out_of_fold(features, labels, groups, decided, folds)
         self.stackers, self.thresholds = {}, {"all": DECISION}
@@ -162,13 +171,15 @@ class EnsembleTagger:
                 stacked = out_of_fold(
                     partial(_fit_predict, inputs, truth), len(truth), folds_within(folds, np.flatnonzero(rows))
                 )[:, 0]
-                threshold = choose_threshold(stacked, truth, STACK_DEFAULT)
+                chosen = calibration_rows(calibrate[rows], truth)
+                threshold = choose_threshold(stacked[chosen], truth[chosen], STACK_DEFAULT)
                 key = f"{facet}/{label}"
                 self.stackers[key] = fit_logistic(inputs, truth, STACK_C, balanced=STACK_BALANCED)
                 self.thresholds[key] = threshold
         self.embedding.fit_similarities(features.similarities, labels, groups, decided, thresholds=False)
         self.supervised.fit_features(features, labels, groups, decided, thresholds=False)
-        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, self.params)
+        params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
+        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
 
     def out_of_fold(
         self,
@@ -226,6 +237,14 @@ class EnsembleTagger:
 
 def _fit_predict(inputs: np.ndarray, truth: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return fit_logistic(inputs[train], truth[train], STACK_C, balanced=STACK_BALANCED).predict(inputs[test])
+
+
+def calibration_rows(calibrate: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The rows a label's threshold is chosen on: the calibration passages when they hold at least
+    MIN_CALIBRATION_POSITIVES of its positives, else every row (a threshold from two positives is noise)."""
+    if calibrate.all() or int(truth[calibrate].sum()) < MIN_CALIBRATION_POSITIVES:
+        return np.ones(len(truth), dtype=bool)
+    return calibrate
 
 
 def uninformative_gaps(scores: np.ndarray) -> np.ndarray | None:
