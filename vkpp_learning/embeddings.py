@@ -25,6 +25,10 @@ from vkpp_learning.errors import MissingDependency
 MODEL = "all-MiniLM-L6-v2"  # the published model; MODEL_NAME (below) is the cache key of its vectors
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 DIM = 384
+# Texts per forward pass. sentence-transformers sorts a call's texts by length, but each batch is padded
+# to its longest: on review paragraphs, batches of 64 computed 55% padding, of 16 about 10%, and 16 ran
+# 1.3 to 1.5 times faster (measured on 256 gold passages; 8 was no faster with two threads).
+BATCH_SIZE = 16
 PRECISIONS = ("auto", "float32", "bfloat16")
 # CPU flags of hardware bfloat16 arithmetic: without them torch emulates bfloat16, slower than float32.
 BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -113,6 +117,9 @@ def _load_model(directory: Path, chosen: str) -> Any:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     verify_model(directory)
+    # Threads waiting for work sleep instead of spinning: on a machine whose cores other work shares, torch's
+    # spinning threads doubled its CPU time and halved its rate (OpenMP reads this when torch loads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -134,7 +141,7 @@ def _load_model(directory: Path, chosen: str) -> Any:
     return model
 
 
-def encode(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def encode(texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Unit-normalised float32 embeddings, one row per text (dot product = cosine similarity)."""
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
@@ -158,7 +165,7 @@ def from_bytes(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4")
 
 
-def cached_encode(session: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def cached_encode(session: Any, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Embeddings for `texts`, computing only those not already stored for this model (keyed by text hash).
 
     New vectors are added to the session; the caller commits with the rest of its transaction.
