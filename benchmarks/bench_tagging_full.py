@@ -1,14 +1,19 @@
 """Tagging speed of the full ensemble (rules, detectors, embeddings, supervised, stacking) from a cold start.
 
 Run: python benchmarks/bench_tagging_full.py [--passages 2000] [--gold corpus_samples/gold] [--batch 256]
+                                             [--precision float32,bfloat16]
 The ensemble is fitted on the gold first (not timed). The gold paragraphs are then repeated to about
 --passages, each copy with a distinct ending so no cache can answer for it: every embedding is computed
-and every passage parsed. Passages are tagged in batches as `vkpp tag` does. Prints, never fails.
+and every passage parsed. Passages are tagged in batches as `vkpp tag` does, once per embedding precision
+(VKPP_EMBEDDING_PRECISION), with the caches emptied before each. The themes' own vectors are computed
+before the clock starts (once per process in `vkpp tag`). Prints wall-clock and CPU figures and the
+machine's load, never fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -17,8 +22,9 @@ import numpy as np
 from vkpp_learning import embeddings, settings
 from vkpp_learning.evaluate import load_gold
 from vkpp_learning.records import TagInput
-from vkpp_learning.tagging import nlp, reading
+from vkpp_learning.tagging import reading
 from vkpp_learning.tagging.base import create_tagger
+from vkpp_learning.tagging.embedding import theme_vectors
 
 ROOT = settings.project_root()
 
@@ -41,8 +47,49 @@ def fitted_ensemble(gold: Path):  # type: ignore[no-untyped-def]
     return tagger
 
 
-def line(label: str, count: int, seconds: float) -> str:
-    return f"{label:<44} {count:>6} passages  {seconds:7.2f} s  {count / seconds:8.1f} passages/s"
+def line(label: str, count: int, seconds: float, cpu: float | None = None) -> str:
+    per_cpu = f"  {count / cpu:8.1f}/CPU-s" if cpu else ""
+    return f"{label:<50} {count:>6} passages  {seconds:7.2f} s  {count / seconds:8.1f} passages/s{per_cpu}"
+
+
+def load() -> str:
+    return f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+
+
+def warm_theme_vectors(tagger) -> None:  # type: ignore[no-untyped-def]
+    for facet in tagger.taxonomy.facets:
+        if tagger.taxonomy.facet(facet):
+            theme_vectors(tagger.taxonomy, facet)
+
+
+def timed_run(tagger, items: list[TagInput], batch: int, precision: str) -> None:  # type: ignore[no-untyped-def]
+    """Embed and tag every passage from cold caches with the model computing in `precision`."""
+    os.environ["VKPP_EMBEDDING_PRECISION"] = precision
+    embeddings.encode(["load the model before the clock starts"])
+    reading.forget()
+    encode_seconds = encode_cpu = 0.0
+    tags = 0
+    print(f"-- {precision} embeddings ({embeddings.MODEL_NAME}); {load()}")
+    started, started_cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        before, before_cpu = time.perf_counter(), time.process_time()
+        vectors = embeddings.encode([item.text for item in chunk])  # cold: nothing cached
+        encode_seconds += time.perf_counter() - before
+        encode_cpu += time.process_time() - before_cpu
+        tags += sum(len(found) for found in tagger.tag_vectors(chunk, np.asarray(vectors)))
+    total, total_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    print(line(f"embeddings only ({embeddings.MODEL})", len(items), encode_seconds, encode_cpu))
+    print(
+        line(
+            "rules, supervised, stacking (without embeddings)",
+            len(items),
+            total - encode_seconds,
+            total_cpu - encode_cpu,
+        )
+    )
+    print(line("full ensemble including embeddings", len(items), total, total_cpu))
+    print(f"{tags} tags, {tags / len(items):.1f} per passage; {load()}")
 
 
 def main() -> None:
@@ -50,31 +97,21 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=2000)
     parser.add_argument("--gold", type=Path, default=ROOT / "corpus_samples" / "gold")
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument(
+        "--precision", default="float32,bfloat16", help="embedding precisions to time, separated by commas"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
     tagger = fitted_ensemble(args.gold)
-    print(f"{'fit on the gold (not in the figure below)':<44} {time.perf_counter() - started:24.2f} s")
+    warm_theme_vectors(tagger)
+    print(f"{'fit on the gold, theme vectors (not in the figures)':<50} {time.perf_counter() - started:24.2f} s")
     items = copies(args.gold, args.passages)
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"{len(items)} passages, {words:.0f} words on average, batches of {args.batch}")
-
-    nlp._cache.clear()
-    reading._READINGS.clear()
-    encode_seconds = 0.0
-    tags = 0
-    started = time.perf_counter()
-    for start in range(0, len(items), args.batch):
-        batch = items[start : start + args.batch]
-        before = time.perf_counter()
-        vectors = embeddings.encode([item.text for item in batch])  # cold: nothing cached
-        encode_seconds += time.perf_counter() - before
-        tags += sum(len(found) for found in tagger.tag_vectors(batch, np.asarray(vectors)))
-    total = time.perf_counter() - started
-    print(line("embeddings only (all-MiniLM-L6-v2)", len(items), encode_seconds))
-    print(line("rules, supervised, stacking (without embeddings)", len(items), total - encode_seconds))
-    print(line("full ensemble including embeddings", len(items), total))
-    print(f"{tags} tags, {tags / len(items):.1f} per passage")
+    print(f"this CPU: VKPP_EMBEDDING_PRECISION=auto means {embeddings.resolve_precision('auto')}")
+    for precision in args.precision.split(","):
+        timed_run(tagger, items, args.batch, precision.strip())
 
 
 if __name__ == "__main__":
