@@ -221,8 +221,14 @@ def missed_opportunity(item: TagInput, reading: Reading) -> tuple[float, Span | 
     kept = judgement.missed_opportunity_cues(reading.doc, reading.cues)
     if not kept:
         return 0.0, None
+    # One weight per (sentence, kind of cue): the strongest, whatever order the cues were found in (taking
+    # the last one made the score depend on set order, so on PYTHONHASHSEED).
+    weights: dict[tuple[int, str], float] = {}
+    for cue in kept:
+        key = (cue.sentence.start, cue.kind)
+        weights[key] = max(weights.get(key, 0.0), cue.weight)
     remaining = 1.0
-    for weight in {(c.sentence.start, c.kind): c.weight for c in kept}.values():
+    for weight in weights.values():
         remaining *= 1.0 - weight
     strongest = max(kept, key=lambda c: (c.weight, -c.sentence.start))
     return 1.0 - remaining, strongest.sentence
