@@ -145,11 +145,11 @@ def evaluate_command(
     trains on (never a passage of a review being evaluated), so every figure is held out by document.
     """
     from pipelines.tag import evaluation_names
-    from vkpp_learning.evaluate import BUNDLED_LABELS, evaluate, load_gold, training_passages
+    from vkpp_learning.evaluate import BUNDLED_LABELS, evaluate_passages, load_gold, training_passages
 
-    paths = () if no_train else (training or BUNDLED_LABELS)
-    extra = training_passages(paths, load_gold(gold))
-    report = evaluate(gold, evaluation_names(method), folds=folds, training=paths)
+    passages = load_gold(gold)
+    extra = training_passages(() if no_train else (training or BUNDLED_LABELS), passages)
+    report = evaluate_passages(passages, extra, evaluation_names(method), folds=folds)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

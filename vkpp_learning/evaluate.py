@@ -243,5 +243,18 @@ def evaluate(
     """
     passages = load_gold(gold_path)
     extra = training_passages(training, passages)
+    return evaluate_passages(passages, extra, tagger_names, folds, threshold, include_recommendations, **tagger_options)
+
+
+def evaluate_passages(
+    passages: Sequence[GoldPassage],
+    extra: Sequence[GoldPassage],
+    tagger_names: str | Sequence[str] = DEFAULT_TAGGERS,
+    folds: int = DEFAULT_FOLDS,
+    threshold: float = 0.0,
+    include_recommendations: bool = False,
+    **tagger_options: Any,
+) -> dict[str, Any]:
+    """`evaluate` on passages already loaded, `extra` (see training_passages) added to every fold's training."""
     predicted = predict(passages, tagger_names, folds=folds, threshold=threshold, extra=extra, **tagger_options)
     return score(passages, predicted, include_recommendations=include_recommendations)
