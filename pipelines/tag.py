@@ -24,12 +24,11 @@ from vkpp_learning.errors import VkppError
 from vkpp_learning.evaluate import BUNDLED_LABELS, load_labelled
 from vkpp_learning.records import TagInput, TagResult
 from vkpp_learning.tagging.base import (
+    FittableTagger,
     PassageLabels,
     RunInfo,
     Tagger,
-    accepts,
     create_tagger,
-    needs_fitting,
     run_info,
 )
 
@@ -177,7 +176,7 @@ def prepare(
     taxonomy) a new fit on the gold samples and analysts' decisions, saved under its model version."""
     from vkpp_learning.tagging.calibrate import load_model, save_model
 
-    if not needs_fitting(tagger):
+    if not isinstance(tagger, FittableTagger):
         return
     folder = model_root(db.url) / tagger.name
     if not retrain and _load_latest(tagger, folder, load_model):
@@ -195,8 +194,7 @@ def prepare(
             f"fitting {tagger.name} on {said['passages']} labelled passages from {said['reviews']} reviews "
             f"({said['analyst_passages']} with analysts' decisions)"
         )
-    options = {"calibration": training.calibration} if accepts(tagger, "calibration") else {}
-    tagger.fit(training.items, training.labels, training.groups, training.decided, **options)  # type: ignore[attr-defined]
+    tagger.fit(training.items, training.labels, training.groups, training.decided, training.calibration)
     directory = folder / str(tagger.model_version)  # type: ignore[attr-defined]
     save_model(tagger, directory, training.summary())
     (folder / LATEST).write_text(directory.name, encoding="utf-8")

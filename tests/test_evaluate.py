@@ -20,7 +20,7 @@ from vkpp_learning.evaluate import (
     score_multilabel,
 )
 from vkpp_learning.records import TagInput, TagResult
-from vkpp_learning.tagging.base import PassageLabels
+from vkpp_learning.tagging.base import Decided, FittableTagger, PassageLabels
 
 SMALL_GOLD = Path(__file__).parent / "data" / "gold_small.jsonl"
 MULTI = ("practice", "vulnerabilities", "agencies")
@@ -97,7 +97,14 @@ class MemorisingTagger:
     def __init__(self, **_options: object) -> None:
         self.memory: dict[str, PassageLabels] = {}
 
-    def fit(self, items: Sequence[TagInput], labels: Sequence[PassageLabels]) -> None:
+    def fit(
+        self,
+        items: Sequence[TagInput],
+        labels: Sequence[PassageLabels],
+        groups: Sequence[object] | None = None,
+        decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
+    ) -> None:
         self.memory = {item.text: label for item, label in zip(items, labels, strict=True)}
         MemorisingTagger.fitted_on.append(set(self.memory))
 
@@ -111,6 +118,7 @@ class MemorisingTagger:
 
 def test_a_learning_tagger_is_fitted_on_other_documents_only() -> None:
     registry.register("tagger", MemorisingTagger.name)(MemorisingTagger)
+    assert isinstance(MemorisingTagger(), FittableTagger)
     MemorisingTagger.fitted_on, MemorisingTagger.tagged = [], []
     passages = load_gold(SMALL_GOLD)
 

@@ -13,7 +13,7 @@ from pipelines.tag import DEFAULT_LABELS, training_set
 from tests.conftest import CORPUS, sqlite_url
 from vkpp_learning.db import open_database
 from vkpp_learning.evaluate import BUNDLED_LABELS, MULTI_LABEL, load_gold, load_labelled, training_passages
-from vkpp_learning.tagging.ensemble import calibration_rows
+from vkpp_learning.tagging.calibrate import calibration_rows
 from vkpp_learning.taxonomy import load_taxonomy
 
 TRAINING = CORPUS / "training"
@@ -113,3 +113,32 @@ def test_thresholds_come_from_real_reviews_when_they_hold_enough_positives() -> 
     few = np.array([1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1], dtype=bool)
     assert calibration_rows(real, few).all()  # one real positive: every row decides
     assert calibration_rows(np.ones(12, dtype=bool), many).all()
+
+
+def test_every_learned_tagger_takes_the_calibration_passages_through_fit() -> None:
+    """fit(items, labels, groups, decided, calibration) is the one protocol: the embedding tagger (here alone
+    and inside a combination) chooses its thresholds on the real reviews' passages, not the written ones."""
+    import pytest
+
+    from vkpp_learning.tagging.base import create_tagger
+
+    real = [p for p in load_gold(GOLD) if p.doc_id in {"dhr_louise_2023", "sar_margaret_2023", "mappa_owen_2024"}]
+    written = [p for f in sorted(TRAINING.glob("*.jsonl"))[:6] for p in load_gold(f)]
+    passages = real + written
+    items = [p.tag_input() for p in passages]
+    labels = [{facet: sorted(found) for facet, found in p.labels.items()} for p in passages]
+    on_real = [not p.written for p in passages]
+
+    unmarked, everything, only_real = (create_tagger("embedding") for _ in range(3))
+    unmarked.fit(items, labels)
+    everything.fit(items, labels, calibration=[True] * len(items))
+    only_real.fit(items, labels, calibration=on_real)
+    assert everything.thresholds == unmarked.thresholds
+    assert everything.model_version == unmarked.model_version
+    changed = {k for k, v in only_real.thresholds.items() if unmarked.thresholds[k] != v}
+    assert changed, "no threshold moved when only the real reviews' passages may set them"
+    assert only_real.model_version != unmarked.model_version
+
+    combined = create_tagger("embedding,rules")
+    with pytest.raises(ValueError, match="calibration marks 3 passages, but"):
+        combined.fit(items, labels, calibration=[True, False, True])  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from typing import Any
 from vkpp_learning import settings
 from vkpp_learning.errors import ConfigurationError
 from vkpp_learning.records import TagInput
-from vkpp_learning.tagging.base import BINARY_LABEL, PassageLabels, accepts, by_facet, create_tagger, needs_fitting
+from vkpp_learning.tagging.base import BINARY_LABEL, FittableTagger, PassageLabels, by_facet, create_tagger
 from vkpp_learning.tagging.detectors import DEFAULT_TAGGERS
 
 # Report key -> (gold JSONL field, tag facet).
@@ -148,7 +148,7 @@ def predict(
     the other folds' and `extra` (labelled passages of other reviews, added to every fold's training)."""
     tagger = create_tagger(tagger_names, **tagger_options)
     items = [p.tag_input() for p in passages]
-    if not needs_fitting(tagger):
+    if not isinstance(tagger, FittableTagger):
         return [by_facet(results, threshold) for results in tagger.tag(items)]
     predicted: list[dict[str, set[str]]] = [{} for _ in passages]
     extra_items = [p.tag_input() for p in extra]
@@ -157,11 +157,11 @@ def predict(
         held_out = set(test)
         train = [i for i in range(len(passages)) if i not in held_out]
         fold_tagger = create_tagger(tagger_names, **tagger_options)
-        options = {}
-        if accepts(fold_tagger, "calibration"):
-            options["calibration"] = [not passages[i].written for i in train] + [not p.written for p in extra]
-        fold_tagger.fit(  # type: ignore[attr-defined]
-            [items[i] for i in train] + extra_items, [_as_labels(passages[i]) for i in train] + extra_labels, **options
+        assert isinstance(fold_tagger, FittableTagger)  # the same names as `tagger`
+        fold_tagger.fit(
+            [items[i] for i in train] + extra_items,
+            [_as_labels(passages[i]) for i in train] + extra_labels,
+            calibration=[not passages[i].written for i in train] + [not p.written for p in extra],
         )
         for index, results in zip(test, fold_tagger.tag([items[i] for i in test]), strict=True):
             predicted[index] = by_facet(results, threshold)

@@ -2,13 +2,15 @@
 
 A tagger has a versioned `name` (its registry name, stored as each tag's `method`), the
 `taxonomy_version` it tags with, and `tag(items) -> one list of TagResult per item`. A tagger that
-learns from labelled passages also has `fit(items, labels)`; evaluation fits it on training folds only.
+learns from labelled passages also has `fit(items, labels, groups, decided, calibration)`: the review each
+passage belongs to (cross-validation holds a review out whole), which labels an analyst decided on a
+passage (None: all of them), and which passages thresholds may be chosen on (None: all; passages written
+only to be labelled are not). Evaluation fits it on training folds only.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,6 +20,8 @@ from vkpp_learning.records import TagInput, TagResult
 # Labels of one passage by facet, as in TagResult: {"practice": ["risk_assessment"], "missed_opportunity": ["true"]}.
 PassageLabels = Mapping[str, Sequence[str]]
 BINARY_LABEL = "true"
+# Per passage, facet -> the labels whose truth is known; None for a passage whose every label is known.
+Decided = Sequence[Mapping[str, Collection[str]] | None]
 
 
 @runtime_checkable
@@ -30,17 +34,14 @@ class Tagger(Protocol):
 
 @runtime_checkable
 class FittableTagger(Tagger, Protocol):
-    def fit(self, items: Sequence[TagInput], labels: Sequence[PassageLabels]) -> None: ...
-
-
-def needs_fitting(tagger: Tagger) -> bool:
-    return isinstance(tagger, FittableTagger)
-
-
-def accepts(tagger: Tagger, option: str) -> bool:
-    """Whether a learned tagger's fit takes the keyword `option` (e.g. "calibration")."""
-    fit = getattr(tagger, "fit", None)
-    return fit is not None and option in inspect.signature(fit).parameters
+    def fit(
+        self,
+        items: Sequence[TagInput],
+        labels: Sequence[PassageLabels],
+        groups: Sequence[object] | None = None,
+        decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,17 @@ class CombinedTagger:
                 results.extend(more)
         return combined
 
-    def fit(self, items: Sequence[TagInput], labels: Sequence[PassageLabels]) -> None:
+    def fit(
+        self,
+        items: Sequence[TagInput],
+        labels: Sequence[PassageLabels],
+        groups: Sequence[object] | None = None,
+        decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
+    ) -> None:
         for tagger in self.taggers:
-            if needs_fitting(tagger):
-                tagger.fit(items, labels)  # type: ignore[attr-defined]
+            if isinstance(tagger, FittableTagger):
+                tagger.fit(items, labels, groups, decided, calibration)
 
 
 def create_tagger(names: str | Sequence[str], **kwargs: Any) -> Tagger:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vkpp_learning.records import TagInput
-from vkpp_learning.tagging.base import BINARY_LABEL, PassageLabels
+from vkpp_learning.tagging.base import BINARY_LABEL, Decided, PassageLabels
 
 if TYPE_CHECKING:
     from vkpp_learning.taxonomy import Taxonomy
@@ -26,6 +26,8 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.025), 3)
 # default by this many pseudo-passages' worth of weight.
 THRESHOLD_PRIOR = 20.0
 THRESHOLD_RANGE = (0.1, 0.9)
+# A label's threshold is chosen on real reviews' passages only when they hold at least this many positives.
+MIN_CALIBRATION_POSITIVES = 5
 
 
 # ---- folds ----------------------------------------------------------------------------------------
@@ -46,6 +48,27 @@ def training_groups(items: Sequence[TagInput], groups: Sequence[object] | None =
     if items and all(item.review for item in items):
         return [item.review for item in items]
     return list(contiguous_groups(len(items)))
+
+
+def calibration_mask(count: int, calibration: Sequence[bool] | None) -> np.ndarray:
+    """Which of `count` training passages thresholds may be chosen on (`calibration`; default: all).
+
+    Passages written only to be labelled are denser in every label than real reviews, so a threshold chosen
+    on them over-tags real ones: they train the models but do not set the thresholds (see calibration_rows)."""
+    if calibration is None:
+        return np.ones(count, dtype=bool)
+    mask = np.asarray(calibration, dtype=bool)
+    if mask.shape != (count,):
+        raise ValueError(f"calibration marks {mask.size} passages, but {count} were given to fit")
+    return mask
+
+
+def calibration_rows(calibrate: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The rows a label's threshold is chosen on: the calibration passages when they hold at least
+    MIN_CALIBRATION_POSITIVES of its positives, else every row (a threshold from two positives is noise)."""
+    if calibrate.all() or int(truth[calibrate].sum()) < MIN_CALIBRATION_POSITIVES:
+        return np.ones(len(truth), dtype=bool)
+    return calibrate
 
 
 def group_folds(groups: Sequence[object], folds: int = INNER_FOLDS) -> list[np.ndarray]:
@@ -209,10 +232,6 @@ def facet_labels(taxonomy: Taxonomy, facet: str) -> list[str]:
     if facet in BINARY_FACETS:
         return [BINARY_LABEL]
     return taxonomy.ids(LABELS_FROM.get(facet, facet))
-
-
-# Per passage, facet -> the labels whose truth is known; None for a passage whose every label is known.
-Decided = Sequence[Mapping[str, Collection[str]] | None]
 
 
 def label_matrix(

@@ -22,6 +22,8 @@ from vkpp_learning.tagging.calibrate import (
     MIN_POSITIVES,
     Decided,
     LogisticModel,
+    calibration_mask,
+    calibration_rows,
     choose_threshold,
     contiguous_groups,
     facet_labels,
@@ -230,12 +232,15 @@ class EmbeddingTagger:
         labels: Sequence[PassageLabels],
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
     ) -> None:
         """Fit each theme's calibration and threshold (thresholds on out-of-fold scores by document)."""
         vectors = self.encoder([item.text for item in items])
         groups = training_groups(items, groups)
-        self.fit_similarities(self.similarities(vectors), labels, groups, decided)
-        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, self.params)
+        calibrate = calibration_mask(len(items), calibration)
+        self.fit_similarities(self.similarities(vectors), labels, groups, decided, calibrate)
+        params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
+        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
 
     def fit_similarities(
         self,
@@ -243,10 +248,14 @@ class EmbeddingTagger:
         labels: Sequence[PassageLabels],
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
         *,
         thresholds: bool = True,
     ) -> None:
+        """Each theme's calibration model; its threshold (unless thresholds=False) from out-of-fold scores
+        grouped by review, chosen on the `calibration` passages (calibrate.calibration_rows)."""
         count = len(labels)
+        calibrate = calibration_mask(count, calibration)
         folds = group_folds(groups if groups is not None else contiguous_groups(count), INNER_FOLDS)
         self.models, self.thresholds = {}, {"uncalibrated": UNCALIBRATED_THRESHOLD}
         for facet, sims in similarities.items():
@@ -259,7 +268,8 @@ class EmbeddingTagger:
                 features = sims[rows, j, :]
                 key = f"{facet}/{label}"
                 if thresholds:
-                    self.thresholds[key] = calibrated_threshold(features, truth, folds_within(folds, rows))
+                    chosen = calibration_rows(calibrate[rows], truth)
+                    self.thresholds[key] = calibrated_threshold(features, truth, folds_within(folds, rows), chosen)
                 self.models[key] = fit_logistic(features, truth, CALIBRATION_C)
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -273,12 +283,18 @@ class EmbeddingTagger:
         self.thresholds = {k: float(v) for k, v in meta["thresholds"].items()}
 
 
-def calibrated_threshold(features: np.ndarray, truth: np.ndarray, folds: list[np.ndarray]) -> float:
+def calibrated_threshold(
+    features: np.ndarray, truth: np.ndarray, folds: list[np.ndarray], chosen: np.ndarray | None = None
+) -> float:
+    """The best-F1 threshold of out-of-fold calibrated scores, over the `chosen` rows (default: all)."""
+
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         return fit_logistic(features[train], truth[train], CALIBRATION_C).predict(features[test])
 
     scores = out_of_fold(fit_predict, len(truth), folds)[:, 0]
-    return choose_threshold(scores, truth)
+    if chosen is None:
+        return choose_threshold(scores, truth)
+    return choose_threshold(scores[chosen], truth[chosen])
 
 
 def folds_within(folds: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:

@@ -23,6 +23,8 @@ from vkpp_learning.tagging.calibrate import (
     MIN_POSITIVES,
     Decided,
     LogisticModel,
+    calibration_mask,
+    calibration_rows,
     choose_threshold,
     fingerprint,
     fit_logistic,
@@ -43,7 +45,6 @@ STACK_C = 1.0
 # threshold on them is noisy and is pulled towards STACK_DEFAULT (measured: better held out than 0.5).
 STACK_BALANCED = False
 STACK_DEFAULT = 0.4
-MIN_CALIBRATION_POSITIVES = 5
 DECISION = 0.5  # every label's threshold maps to this score
 RULE_THRESHOLDS = {"practice": rules.THRESHOLD, "vulnerability": rules.THRESHOLD}
 
@@ -147,12 +148,9 @@ class EnsembleTagger:
         threshold is chosen on its stacker's own out-of-fold scores (same folds); then both components
         are fitted on every labelled passage.
 
-        `calibration` marks the passages thresholds are chosen on (default: all). Passages written only to
-        be labelled are denser in every label than real reviews, so a threshold chosen on them over-tags
-        real ones: they train the models but, when enough real labelled passages exist, do not set the
-        thresholds (see calibration_rows)."""
+        `calibration` marks the passages thresholds are chosen on (calibrate.calibration_mask)."""
         groups = training_groups(items, groups)
-        calibrate = np.ones(len(items), dtype=bool) if calibration is None else np.asarray(calibration, dtype=bool)
+        calibrate = calibration_mask(len(items), calibration)
         folds = group_folds(groups, INNER_FOLDS)
         embedded, learned = self.out_of_fold(features, labels, groups, decided, folds)
         self.stackers, self.thresholds = {}, {"all": DECISION}
@@ -237,14 +235,6 @@ class EnsembleTagger:
 
 def _fit_predict(inputs: np.ndarray, truth: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return fit_logistic(inputs[train], truth[train], STACK_C, balanced=STACK_BALANCED).predict(inputs[test])
-
-
-def calibration_rows(calibrate: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """The rows a label's threshold is chosen on: the calibration passages when they hold at least
-    MIN_CALIBRATION_POSITIVES of its positives, else every row (a threshold from two positives is noise)."""
-    if calibrate.all() or int(truth[calibrate].sum()) < MIN_CALIBRATION_POSITIVES:
-        return np.ones(len(truth), dtype=bool)
-    return calibrate
 
 
 def uninformative_gaps(scores: np.ndarray) -> np.ndarray | None:

@@ -25,6 +25,8 @@ from vkpp_learning.tagging.calibrate import (
     Decided,
     LabelMatrix,
     LogisticModel,
+    calibration_mask,
+    calibration_rows,
     choose_threshold,
     contiguous_groups,
     facet_labels,
@@ -256,10 +258,13 @@ class SupervisedTagger:
         labels: Sequence[PassageLabels],
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
     ) -> None:
         groups = training_groups(items, groups)
-        self.fit_features(self.features(items), labels, groups, decided)
-        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, self.params)
+        calibrate = calibration_mask(len(items), calibration)
+        self.fit_features(self.features(items), labels, groups, decided, calibrate)
+        params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
+        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
 
     def fit_features(
         self,
@@ -267,11 +272,14 @@ class SupervisedTagger:
         labels: Sequence[PassageLabels],
         groups: Sequence[object] | None = None,
         decided: Decided | None = None,
+        calibration: Sequence[bool] | None = None,
         *,
         thresholds: bool = True,
     ) -> None:
-        """Fit every label with enough positives; thresholds from out-of-fold scores grouped by review
-        (skipped with thresholds=False, when only the scores are wanted)."""
+        """Fit every label with enough positives; thresholds from out-of-fold scores grouped by review, on
+        the `calibration` passages (calibrate.calibration_rows; skipped with thresholds=False, when only the
+        scores are wanted)."""
+        calibrate = calibration_mask(len(features), calibration)
         folds = group_folds(groups if groups is not None else contiguous_groups(len(features)), INNER_FOLDS)
         self.models, self.thresholds = {}, {}
         for facet in self.facets:
@@ -283,7 +291,9 @@ class SupervisedTagger:
                 oof = self._out_of_fold(features, matrix, learned, folds)
                 for column, j in enumerate(learned):
                     rows = matrix.known[:, j]
-                    threshold = choose_threshold(oof[rows, column], matrix.truth[rows, j])
+                    truth = matrix.truth[rows, j]
+                    chosen = calibration_rows(calibrate[rows], truth)
+                    threshold = choose_threshold(oof[rows, column][chosen], truth[chosen])
                     self.thresholds[f"{facet}/{matrix.labels[j]}"] = threshold
             model = self._fit(features, matrix, learned, np.arange(len(features)))
             self.models[facet] = FacetModel([matrix.labels[j] for j in learned], model)
