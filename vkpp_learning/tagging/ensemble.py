@@ -1,6 +1,6 @@
-"""Ensemble tagger, the default: combines the rules, embedding and supervised scores of each label with a
-small logistic regression fitted on out-of-fold scores (folds by review), and a threshold per label
-chosen on those scores. Labels with too few labelled positives keep the rules tagger's decision.
+"""Ensemble tagger, the default: combines the rules, embedding, supervised and nearest-neighbour scores of
+each label with a small logistic regression fitted on out-of-fold scores (folds by review), and a
+threshold per label chosen on those scores. Labels with too few labelled positives keep the rules tagger's decision.
 
 Emitted scores are rescaled so that every label's threshold sits at 0.5; the raw thresholds are kept
 in `thresholds` and stored on the tag run. Saved by calibrate.save_model.
@@ -16,7 +16,7 @@ import numpy as np
 
 from vkpp_learning import registry
 from vkpp_learning.records import FACETS, TagInput, TagResult
-from vkpp_learning.tagging import detectors, rules
+from vkpp_learning.tagging import detectors, neighbours, rules
 from vkpp_learning.tagging.base import PassageLabels
 from vkpp_learning.tagging.calibrate import (
     INNER_FOLDS,
@@ -35,16 +35,18 @@ from vkpp_learning.tagging.calibrate import (
     training_groups,
 )
 from vkpp_learning.tagging.embedding import THEME_FACETS, EmbeddingTagger, Encoder, folds_within
+from vkpp_learning.tagging.neighbours import LabelledVectors
 from vkpp_learning.tagging.supervised import MODEL_C, PassageFeatures, SupervisedTagger, tag_evidence
 from vkpp_learning.taxonomy import Taxonomy
 
 NAME = "tagger.ensemble.v1"
-CODE_VERSION = "3"  # bump when a change to the features or fitting makes old saved models stale
+CODE_VERSION = "4"  # bump when a change to the features or fitting makes old saved models stale
 STACK_C = 1.0
 # The stacker is not class-balanced, so its scores are probabilities; with few positives the best F1
 # threshold on them is noisy and is pulled towards STACK_DEFAULT (measured: better held out than 0.5).
 STACK_BALANCED = False
 STACK_DEFAULT = 0.4
+VOTE_RANGE = (0.01, 0.99)  # a vote of none of the neighbours is strong evidence, not certainty
 DECISION = 0.5  # every label's threshold maps to this score
 RULE_THRESHOLDS = {"practice": rules.THRESHOLD, "vulnerability": rules.THRESHOLD}
 
@@ -67,6 +69,7 @@ class EnsembleTagger:
         self.taxonomy = self.supervised.taxonomy
         self.taxonomy_version = self.taxonomy.version
         self.stackers: dict[str, LogisticModel] = {}  # "facet/label" -> stacker
+        self.neighbours: LabelledVectors | None = None  # the labelled passages the nearest-neighbour vote reads
         self.thresholds: dict[str, float] = {"all": DECISION}
         self.model_version: str | None = None
         self.params: dict[str, Any] = {
@@ -76,6 +79,7 @@ class EnsembleTagger:
             "stack_balanced": STACK_BALANCED,
             "stack_default_threshold": STACK_DEFAULT,
             "min_positives": min_positives,
+            "neighbours": neighbours.PARAMS,
             "score_scale": f"each label's threshold is mapped to {DECISION}; raw thresholds by facet/label",
             "rule_fallback": {**RULE_THRESHOLDS, "other": detectors.THRESHOLD},
             "code_version": CODE_VERSION,
@@ -107,6 +111,7 @@ class EnsembleTagger:
             labels = self.supervised.labels(facet)
             rule = rule_scores(features, facet, labels)
             learned = self.supervised.facet_scores(features, facet)
+            voted = self.neighbours.votes(features.vectors, facet) if self.neighbours is not None else None
             scores = np.zeros_like(rule)
             for j, label in enumerate(labels):
                 key = f"{facet}/{label}"
@@ -118,6 +123,7 @@ class EnsembleTagger:
                     rule[:, j],
                     embedded.get(facet, np.empty((0, 0)))[:, j] if facet in embedded else None,
                     learned[:, j],
+                    voted[:, j] if voted is not None else None,
                 )
                 scores[:, j] = rescale(stacker.predict(inputs)[:, 0], self.thresholds[key])
             found.append((facet, labels, scores))
@@ -152,10 +158,14 @@ class EnsembleTagger:
         groups = training_groups(items, groups)
         calibrate = calibration_mask(len(items), calibration)
         folds = group_folds(groups, INNER_FOLDS)
-        embedded, learned = self.out_of_fold(features, labels, groups, decided, folds)
+        matrices = {f: label_matrix(labels, f, self.supervised.labels(f), decided) for f in FACETS}
+        labelled = LabelledVectors(
+            features.vectors, {f: m.truth for f, m in matrices.items()}, {f: m.known for f, m in matrices.items()}
+        )
+        embedded, learned, voted = self.out_of_fold(features, labels, groups, decided, folds, labelled)
         self.stackers, self.thresholds = {}, {"all": DECISION}
         for facet in FACETS:
-            matrix = label_matrix(labels, facet, self.supervised.labels(facet), decided)
+            matrix = matrices[facet]
             rule = rule_scores(features, facet, matrix.labels)
             for j, label in enumerate(matrix.labels):
                 rows = matrix.known[:, j]
@@ -163,7 +173,10 @@ class EnsembleTagger:
                 if matrix.positives()[j] < self.supervised.min_positives or supervised is None:
                     continue
                 inputs = stack_inputs(
-                    rule[rows, j], embedded[facet][rows, j] if facet in embedded else None, supervised
+                    rule[rows, j],
+                    embedded[facet][rows, j] if facet in embedded else None,
+                    supervised,
+                    voted[facet][rows, j],
                 )
                 truth = matrix.truth[rows, j]
                 stacked = out_of_fold(
@@ -176,6 +189,7 @@ class EnsembleTagger:
                 self.thresholds[key] = threshold
         self.embedding.fit_similarities(features.similarities, labels, groups, decided, thresholds=False)
         self.supervised.fit_features(features, labels, groups, decided, thresholds=False)
+        self.neighbours = labelled
         params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
         self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
 
@@ -186,11 +200,14 @@ class EnsembleTagger:
         groups: Sequence[object],
         decided: Decided | None,
         folds: list[np.ndarray],
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """facet -> (passages, labels) scores of the embedding and supervised taggers, each passage scored
-        by components fitted without its review."""
+        labelled: LabelledVectors,
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """facet -> (passages, labels) scores of the embedding and supervised taggers and the neighbours'
+        vote, each passage scored by components fitted without its review (its neighbours are other
+        reviews' passages)."""
         embedded = {f: np.zeros((len(features), len(self.supervised.labels(f)))) for f in THEME_FACETS}
         learned = {f: np.full((len(features), len(self.supervised.labels(f))), np.nan) for f in FACETS}
+        voted = {f: np.zeros((len(features), len(self.supervised.labels(f))), dtype=np.float32) for f in FACETS}
         everything = np.arange(len(features))
         for test in folds:
             train = np.setdiff1d(everything, test)
@@ -205,9 +222,11 @@ class EnsembleTagger:
                 self.taxonomy, FACETS, self.embedding.encoder, self.supervised.c, self.supervised.min_positives
             )
             supervised.fit_features(train_features, *pick, train_decided, thresholds=False)
+            others = labelled.subset(train)
             for facet in FACETS:
                 learned[facet][test] = supervised.facet_scores(test_features, facet)
-        return embedded, learned
+                voted[facet][test] = others.votes(test_features.vectors, facet)
+        return embedded, learned, voted
 
     # -- saving
 
@@ -217,10 +236,13 @@ class EnsembleTagger:
         arrays.update(embedding_arrays)
         for key, stacker in self.stackers.items():
             arrays.update(stacker.to_arrays(f"stack/{key}"))
+        if self.neighbours is not None:
+            arrays.update(self.neighbours.to_arrays("neighbours"))
         meta = {
             "supervised": supervised,
             "embedding": embedding,
             "stack": sorted(self.stackers),
+            "neighbours": sorted(self.neighbours.truth) if self.neighbours is not None else None,
         }
         return arrays, meta
 
@@ -228,6 +250,8 @@ class EnsembleTagger:
         self.supervised.load_state(arrays, meta["supervised"])
         self.embedding.load_state(arrays, meta["embedding"])
         self.stackers = {key: LogisticModel.from_arrays(arrays, f"stack/{key}") for key in meta["stack"]}
+        facets = meta.get("neighbours")
+        self.neighbours = LabelledVectors.from_arrays(arrays, "neighbours", facets) if facets else None
 
 
 # ---- scores ---------------------------------------------------------------------------------------
@@ -260,11 +284,16 @@ def rule_threshold(facet: str) -> float:
     return RULE_THRESHOLDS.get(facet, detectors.THRESHOLD)
 
 
-def stack_inputs(rule: np.ndarray, embedded: np.ndarray | None, learned: np.ndarray) -> np.ndarray:
-    """The stacker's input per passage: the rules score, and the log-odds of the learned scores."""
+def stack_inputs(
+    rule: np.ndarray, embedded: np.ndarray | None, learned: np.ndarray, voted: np.ndarray | None
+) -> np.ndarray:
+    """The stacker's input per passage: the rules score, and the log-odds of the learned scores and of the
+    neighbours' vote."""
     columns = [rule, logit(learned)]
     if embedded is not None:
         columns.insert(1, logit(embedded))
+    if voted is not None:
+        columns.append(logit(np.clip(voted, *VOTE_RANGE)))
     return np.column_stack(columns)
 
 
