@@ -122,6 +122,8 @@ def test_every_tag_has_evidence_score_and_method(tagger: CombinedTagger) -> None
         "The risk was not recognised by the call handler.",
         "The GP did not ask whether Louise felt safe at home.",
         "Nobody asked Child T how things were at home.",
+        "Nor did officers ask Amy whether she felt safe.",  # a cue with a part-of-speech alternative
+        "The GP not referring her to the memory clinic left her without a diagnosis.",
     ],
 )
 def test_missed_opportunity_cues(tagger: CombinedTagger, text: str) -> None:

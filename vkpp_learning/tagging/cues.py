@@ -2,7 +2,8 @@
 
 These are ways of writing, not themes, so they live here rather than in the taxonomy. Patterns are
 written in a small notation compiled to spaCy Matcher patterns over NORM (lower-cased lemmas):
-words separated by spaces; "a|b" is either word; "VERB", "NOUN", "ADV", ... a part of speech;
+words separated by spaces; "a|b" is either word; "VERB", "NOUN", "ADV", ... a part of speech, and
+"NOUN|PROPN" either part of speech;
 "PRACTICE" a practice verb; "_" any word; a suffix "?" makes a step optional and "{0,4}" repeats it.
 """
 
@@ -155,10 +156,15 @@ def required_words(notation: str) -> list[str]:
         word, op = match.group(1), match.group(2)
         if op and (op == "?" or op.startswith("{0") or op.startswith("{,")):
             continue
-        if word in POS_WORDS or word in ("_", "NONVERB"):
+        if is_pos(word) or word in ("_", "NONVERB"):
             continue
         return list(PRACTICE_VERBS) if word == "PRACTICE" else word.split("|")
     raise ValueError(f"cue pattern {notation!r} needs at least one required word")
+
+
+def is_pos(word: str) -> bool:
+    """Whether a step names parts of speech ("NOUN", "NOUN|PROPN") rather than words."""
+    return all(option in POS_WORDS for option in word.split("|"))
 
 
 def _step(word: str) -> dict[str, Any]:
@@ -168,9 +174,9 @@ def _step(word: str) -> dict[str, Any]:
         return {"NORM": {"IN": list(PRACTICE_VERBS)}, "POS": {"IN": ["VERB", "ADJ"]}}
     if word == "NONVERB":
         return {"POS": {"NOT_IN": ["VERB", "AUX", "PUNCT", "CCONJ", "SCONJ"]}}
-    if word in POS_WORDS:
-        return {"POS": word}
     options = word.split("|")
+    if is_pos(word):
+        return {"POS": word} if len(options) == 1 else {"POS": {"IN": options}}
     return {"NORM": options[0]} if len(options) == 1 else {"NORM": {"IN": options}}
 
 
