@@ -1,13 +1,16 @@
 """Tagging speed of the full ensemble (rules, detectors, embeddings, supervised, stacking) from a cold start.
 
 Run: python benchmarks/bench_tagging_full.py [--passages 2000] [--gold corpus_samples/gold] [--batch 256]
-                                             [--precision float32,bfloat16]
+            [--runs torch:float32,torch:bfloat16,openvino:bfloat16,openvino:bfloat16:overlap] [--repeat 1]
+            [--model-threads N]
 The ensemble is fitted on the gold first (not timed). The gold paragraphs are then repeated to about
 --passages, each copy with a distinct ending so no cache can answer for it: every embedding is computed
-and every passage parsed. Passages are tagged in batches as `vkpp tag` does, once per embedding precision
-(VKPP_EMBEDDING_PRECISION), with the caches emptied before each. The themes' own vectors are computed
-before the clock starts (once per process in `vkpp tag`). Prints wall-clock and CPU figures and the
-machine's load, never fails.
+and every passage parsed. Passages are tagged in batches as `vkpp tag` does, once per run: an embedding
+runtime and precision (VKPP_EMBEDDING_RUNTIME, VKPP_EMBEDDING_PRECISION), and with `overlap` the next
+batch embedded on a second thread while this one is tagged; caches are emptied before each. --repeat
+times the runs again in turn, so that each is compared with its neighbours under the same load. The
+themes' own vectors are computed before the clock starts (once per process in `vkpp tag`). Prints
+wall-clock and CPU figures and the machine's load, never fails.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,34 +66,50 @@ def warm_theme_vectors(tagger) -> None:  # type: ignore[no-untyped-def]
             theme_vectors(tagger.taxonomy, facet)
 
 
-def timed_run(tagger, items: list[TagInput], batch: int, precision: str) -> None:  # type: ignore[no-untyped-def]
-    """Embed and tag every passage from cold caches with the model computing in `precision`."""
-    os.environ["VKPP_EMBEDDING_PRECISION"] = precision
+def timed_run(tagger, items: list[TagInput], batch: int, run: str, threads: int | None) -> None:  # type: ignore[no-untyped-def]
+    """Embed and tag every passage from cold caches, as `run` (runtime:precision[:overlap]) says."""
+    runner, precision, *rest = run.split(":")
+    os.environ["VKPP_EMBEDDING_RUNTIME"], os.environ["VKPP_EMBEDDING_PRECISION"] = runner, precision
+    embeddings.use_threads(threads)
     embeddings.encode(["load the model before the clock starts"])
     reading.forget()
-    encode_seconds = encode_cpu = 0.0
-    tags = 0
-    print(f"-- {precision} embeddings ({embeddings.MODEL_NAME}); {load()}")
+    chunks = [items[start : start + batch] for start in range(0, len(items), batch)]
+    print(f"-- {run} ({embeddings.MODEL_NAME}), model threads {threads or 'all'}; {load()}")
     started, started_cpu = time.perf_counter(), time.process_time()
-    for start in range(0, len(items), batch):
-        chunk = items[start : start + batch]
+    if rest == ["overlap"]:
+        tags = overlapped(tagger, chunks)
+    else:
+        tags, encode_seconds, encode_cpu = one_after_the_other(tagger, chunks)
+        print(line(f"embeddings only ({embeddings.MODEL})", len(items), encode_seconds, encode_cpu))
+        rest_seconds, rest_cpu = time.perf_counter() - started - encode_seconds, time.process_time() - started_cpu
+        print(line("rules, supervised, stacking (without embeddings)", len(items), rest_seconds, rest_cpu - encode_cpu))
+    total, total_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    print(line("full ensemble including embeddings", len(items), total, total_cpu))
+    print(f"{tags} tags, {tags / len(items):.1f} per passage; {load()}")
+
+
+def one_after_the_other(tagger, chunks: list[list[TagInput]]) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+    tags, encode_seconds, encode_cpu = 0, 0.0, 0.0
+    for chunk in chunks:
         before, before_cpu = time.perf_counter(), time.process_time()
         vectors = embeddings.encode([item.text for item in chunk])  # cold: nothing cached
         encode_seconds += time.perf_counter() - before
         encode_cpu += time.process_time() - before_cpu
         tags += sum(len(found) for found in tagger.tag_vectors(chunk, np.asarray(vectors)))
-    total, total_cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    print(line(f"embeddings only ({embeddings.MODEL})", len(items), encode_seconds, encode_cpu))
-    print(
-        line(
-            "rules, supervised, stacking (without embeddings)",
-            len(items),
-            total - encode_seconds,
-            total_cpu - encode_cpu,
-        )
-    )
-    print(line("full ensemble including embeddings", len(items), total, total_cpu))
-    print(f"{tags} tags, {tags / len(items):.1f} per passage; {load()}")
+    return tags, encode_seconds, encode_cpu
+
+
+def overlapped(tagger, chunks: list[list[TagInput]]) -> int:  # type: ignore[no-untyped-def]
+    """The next batch embedded on a second thread while this one is tagged (how `vkpp tag` could run)."""
+    tags = 0
+    with ThreadPoolExecutor(1) as worker:
+        pending = worker.submit(embeddings.encode, [item.text for item in chunks[0]])
+        for i, chunk in enumerate(chunks):
+            vectors = pending.result()
+            if i + 1 < len(chunks):
+                pending = worker.submit(embeddings.encode, [item.text for item in chunks[i + 1]])
+            tags += sum(len(found) for found in tagger.tag_vectors(chunk, np.asarray(vectors)))
+    return tags
 
 
 def main() -> None:
@@ -98,8 +118,12 @@ def main() -> None:
     parser.add_argument("--gold", type=Path, default=ROOT / "corpus_samples" / "gold")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
-        "--precision", default="float32,bfloat16", help="embedding precisions to time, separated by commas"
+        "--runs",
+        default="torch:bfloat16,openvino:bfloat16",
+        help="runtime:precision[:overlap] of each run, separated by commas",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="time the runs this many times, in turn")
+    parser.add_argument("--model-threads", type=int, default=None, help="threads of the embedding model")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -110,8 +134,9 @@ def main() -> None:
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"{len(items)} passages, {words:.0f} words on average, batches of {args.batch}")
     print(f"this CPU: VKPP_EMBEDDING_PRECISION=auto means {embeddings.resolve_precision('auto')}")
-    for precision in args.precision.split(","):
-        timed_run(tagger, items, args.batch, precision.strip())
+    for _ in range(args.repeat):
+        for run in args.runs.split(","):
+            timed_run(tagger, items, args.batch, run.strip(), args.model_threads)
 
 
 if __name__ == "__main__":
