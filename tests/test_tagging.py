@@ -255,3 +255,42 @@ def test_evaluate_json_has_the_agreed_shape(training_gold: Path) -> None:
     supports = sum(json.loads(line)["missed_opportunity"] for line in gold.read_text().splitlines())
     assert report["missed_opportunity"]["support"] >= supports
     assert report["vulnerabilities"]["micro_f1"] > 0.3  # held out, fitted on four reviews each time
+
+
+def test_tags_stored_batch_by_batch_with_vectors_encoded_ahead_are_the_taggers_own(
+    fitted: object, sample_url: str, tmp_path: Path
+) -> None:
+    """run_tagger encodes batch n+1 on a worker thread while batch n is tagged (EmbeddingPrefetch): what it
+    stores must be exactly what the tagger says of each passage, with every passage's vector stored once."""
+    from pipelines.tag import passage_statement, run_tagger, tag_input
+    from vkpp_learning import embeddings
+
+    url = f"sqlite:///{tmp_path / 'prefetch.sqlite'}"
+    shutil.copy(sample_url.removeprefix("sqlite:///"), url.removeprefix("sqlite:///"))
+    db = open_database(url)
+    try:
+        with db.session() as session:
+            key = embeddings.cache_key()
+            session.execute(models.Embedding.__table__.delete().where(models.Embedding.model == key))
+            session.commit()
+        summary = run_tagger(db, fitted, force=True, batch_size=17, progress=False, on_batch=None)  # type: ignore[arg-type]
+        with db.session() as session:
+            ids = session.scalars(select(models.Passage.id).order_by(models.Passage.id)).all()
+            rows = session.execute(passage_statement(ids)).all()
+            stored = {
+                (t.passage_id, t.facet, t.label)
+                for t in session.scalars(select(models.Tag).where(models.Tag.run_id == summary.run_id))
+            }
+            vectors = session.scalar(
+                select(func.count()).select_from(models.Embedding).where(models.Embedding.model == key)
+            )
+    finally:
+        db.dispose()
+    assert summary.passages == len(rows) > 17 * 3
+    expected = {
+        (row.id, tag.facet, tag.label)
+        for row, tags in zip(rows, fitted.tag([tag_input(row) for row in rows]), strict=True)  # type: ignore[attr-defined]
+        for tag in tags
+    }
+    assert stored == expected
+    assert vectors == len({row.text for row in rows})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -187,31 +187,56 @@ def from_bytes(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4")
 
 
-def cached_encode(session: Any, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Embeddings for `texts`, computing only those not already stored for this model (keyed by text hash).
-
-    New vectors are added to the session; the caller commits with the rest of its transaction.
-    """
+def cached_vectors(session: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """text hash -> vector, for those of `texts` whose vectors are stored for this model."""
     from sqlalchemy import select
 
     from vkpp_learning.db.models import Embedding
 
     key = cache_key()
-    hashes = [text_hash(t) for t in texts]
+    unique = list(dict.fromkeys(text_hash(t) for t in texts))
     found: dict[str, np.ndarray] = {}
-    unique = list(dict.fromkeys(hashes))
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
         rows = session.execute(
             select(Embedding.text_hash, Embedding.vector).where(Embedding.model == key, Embedding.text_hash.in_(chunk))
         )
         found.update({h: from_bytes(v) for h, v in rows})
+    return found
+
+
+def uncached(session: Any, texts: Sequence[str]) -> list[str]:
+    """The distinct texts among `texts` with no vector stored for this model."""
+    found = cached_vectors(session, texts)
+    return list(dict.fromkeys(t for t in texts if text_hash(t) not in found))
+
+
+def cached_encode(
+    session: Any,
+    texts: Sequence[str],
+    batch_size: int = BATCH_SIZE,
+    computed: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Embeddings for `texts`, computing only those not already stored for this model (keyed by text hash).
+
+    `computed` (text hash -> vector) holds vectors already encoded for this model and not yet stored (the tag
+    pipeline encodes the next batch while it tags this one); they are stored, not encoded again. New vectors
+    are added to the session; the caller commits with the rest of its transaction.
+    """
+    from vkpp_learning.db.models import Embedding
+
+    key = cache_key()
+    hashes = [text_hash(t) for t in texts]
+    found = cached_vectors(session, texts)
     missing = [(h, t) for h, t in dict(zip(hashes, texts, strict=True)).items() if h not in found]
-    if missing:
-        vectors = encode([t for _, t in missing], batch_size=batch_size)
-        for (h, _), vector in zip(missing, vectors, strict=True):
-            found[h] = vector
-            session.add(Embedding(model=key, text_hash=h, dim=DIM, vector=to_bytes(vector)))
+    ready = computed or {}
+    to_encode = [(h, t) for h, t in missing if h not in ready]
+    vectors = encode([t for _, t in to_encode], batch_size=batch_size)
+    encoded = dict(zip([h for h, _ in to_encode], vectors, strict=True))
+    for h, _ in missing:
+        vector = ready[h] if h in ready else encoded[h]
+        found[h] = vector
+        session.add(Embedding(model=key, text_hash=h, dim=DIM, vector=to_bytes(vector)))
     if not hashes:
         return np.zeros((0, DIM), dtype=np.float32)
     return np.vstack([found[h] for h in hashes]).astype(np.float32, copy=False)

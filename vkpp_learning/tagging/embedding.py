@@ -51,29 +51,31 @@ Encoder = Callable[[Sequence[str]], np.ndarray]
 
 
 class MemoEncoder:
-    """Embeddings computed once per text in this process (the pipeline uses the database cache instead)."""
+    """Embeddings computed once per text and vectors' model key (runtime and precision) in this process (the
+    pipeline uses the database cache instead)."""
 
     def __init__(self, size: int = ENCODER_MEMO) -> None:
         self.size = size
-        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        from vkpp_learning.embeddings import DIM, encode
+        from vkpp_learning.embeddings import DIM, cache_key, encode
 
+        model = cache_key()
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+            missing = list(dict.fromkeys(t for t in texts if (model, t) not in self._memo))
         if missing:
             vectors = encode(missing)
             with self._lock:
                 for text, vector in zip(missing, vectors, strict=True):
-                    self._memo[text] = vector
+                    self._memo[(model, text)] = vector
                 while len(self._memo) > self.size:
                     self._memo.popitem(last=False)
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         with self._lock:
-            return np.vstack([self._memo[t] for t in texts])
+            return np.vstack([self._memo[(model, t)] for t in texts])
 
 
 _DEFAULT_ENCODER = MemoEncoder()
@@ -123,8 +125,10 @@ _THEME_LOCK = threading.Lock()
 
 
 def theme_vectors(taxonomy: Taxonomy, facet: str) -> ThemeVectors:
-    """The facet's themes embedded, once per taxonomy version and process."""
-    key = (taxonomy.version, facet)
+    """The facet's themes embedded, once per taxonomy version, vectors' model key and process."""
+    from vkpp_learning.embeddings import cache_key
+
+    key = (taxonomy.version, facet, cache_key())
     with _THEME_LOCK:
         if key not in _THEME_VECTORS:
             _THEME_VECTORS[key] = _embed_themes(taxonomy, facet)
