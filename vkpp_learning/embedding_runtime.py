@@ -45,8 +45,8 @@ def run_with_openvino(model: Any, precision: str) -> None:
         from vkpp_learning.errors import MissingDependency
 
         raise MissingDependency(
-            "VKPP_EMBEDDING_RUNTIME=openvino needs OpenVINO: pip install 'vkpp-learning[openvino]' "
-            "(or set VKPP_EMBEDDING_RUNTIME=torch)"
+            "VKPP_EMBEDDING_RUNTIME=openvino needs OpenVINO, one of the project's dependencies: "
+            "pip install -e . (or set VKPP_EMBEDDING_RUNTIME=torch)"
         ) from None
     transformer = model[0].model
     transformer.forward = OpenVINOTransformer(convert(transformer), precision)

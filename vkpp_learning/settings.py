@@ -53,11 +53,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "VKPP_EMBEDDING_RUNTIME",
-        "torch",
+        "auto",
         "What runs the embedding model: torch, openvino (the same weights, converted in memory when the model "
-        "loads; 1.2 to 1.4 times less CPU per passage; pip install 'vkpp-learning[openvino]'), or auto (openvino "
-        "where it is installed, else torch). Each runtime's vectors are cached under their own model name, so "
-        "changing it means embedding again (`vkpp embed`).",
+        "loads; 1.2 to 1.4 times less CPU per passage, vectors within cosine 0.99996 of torch's), or auto "
+        "(openvino where it is installed, as it is with the project's dependencies, else torch). Each runtime's "
+        "vectors are cached under their own model name, so changing it means embedding again (`vkpp embed`).",
     ),
     Setting(
         "VKPP_ROLES",
