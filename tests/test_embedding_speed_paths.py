@@ -195,7 +195,7 @@ def test_without_openvino_auto_means_torch_and_openvino_says_what_to_install(mon
     assert cosines.min() > 0.99999  # torch's own vectors (batched with other texts here, so not to the bit)
     monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "openvino")
     embeddings._load_model.cache_clear()  # an OpenVINO model loaded by an earlier test would answer
-    with pytest.raises(MissingDependency, match=r"pip install .vkpp-learning\[openvino\]."):
+    with pytest.raises(MissingDependency, match=r"one of the project.s dependencies: pip install -e \."):
         embeddings.load_model()
 
 
