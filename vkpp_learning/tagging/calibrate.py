@@ -266,9 +266,12 @@ def fingerprint(
     decided: Decided | None,
     taxonomy_version: str,
     params: dict[str, Any],
+    calibrate: np.ndarray,
 ) -> str:
-    """A model version: a hash of the method, its parameters, the taxonomy, and the training passages and
-    labels; the same training data gives the same version, any new label a new one."""
+    """A model version: a hash of the method, its parameters, the taxonomy, the training passages and
+    labels, and which of them thresholds were chosen on (`calibrate`, see calibration_mask); the same training
+    data gives the same version, any new label a new one."""
+    params = {**params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
     digest = hashlib.sha256(json.dumps([method, taxonomy_version, params], sort_keys=True).encode())
     for row, (item, passage) in enumerate(zip(items, labels, strict=True)):
         known = decided[row] if decided is not None else None

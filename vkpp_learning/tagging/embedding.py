@@ -243,8 +243,9 @@ class EmbeddingTagger:
         groups = training_groups(items, groups)
         calibrate = calibration_mask(len(items), calibration)
         self.fit_similarities(self.similarities(vectors), labels, groups, decided, calibrate)
-        params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
-        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
+        self.model_version = fingerprint(
+            self.name, items, labels, groups, decided, self.taxonomy_version, self.params, calibrate
+        )
 
     def fit_similarities(
         self,

@@ -190,8 +190,9 @@ class EnsembleTagger:
         self.embedding.fit_similarities(features.similarities, labels, groups, decided, thresholds=False)
         self.supervised.fit_features(features, labels, groups, decided, thresholds=False)
         self.neighbours = labelled
-        params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
-        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
+        self.model_version = fingerprint(
+            self.name, items, labels, groups, decided, self.taxonomy_version, self.params, calibrate
+        )
 
     def out_of_fold(
         self,

@@ -263,8 +263,9 @@ class SupervisedTagger:
         groups = training_groups(items, groups)
         calibrate = calibration_mask(len(items), calibration)
         self.fit_features(self.features(items), labels, groups, decided, calibrate)
-        params = {**self.params, "calibrated_on": np.flatnonzero(calibrate).tolist()}
-        self.model_version = fingerprint(self.name, items, labels, groups, decided, self.taxonomy_version, params)
+        self.model_version = fingerprint(
+            self.name, items, labels, groups, decided, self.taxonomy_version, self.params, calibrate
+        )
 
     def fit_features(
         self,
