@@ -288,17 +288,13 @@ class EmbeddingTagger:
         self.thresholds = {k: float(v) for k, v in meta["thresholds"].items()}
 
 
-def calibrated_threshold(
-    features: np.ndarray, truth: np.ndarray, folds: list[np.ndarray], chosen: np.ndarray | None = None
-) -> float:
-    """The best-F1 threshold of out-of-fold calibrated scores, over the `chosen` rows (default: all)."""
+def calibrated_threshold(features: np.ndarray, truth: np.ndarray, folds: list[np.ndarray], chosen: np.ndarray) -> float:
+    """The best-F1 threshold of out-of-fold calibrated scores, over the `chosen` rows (calibration_rows)."""
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         return fit_logistic(features[train], truth[train], CALIBRATION_C).predict(features[test])
 
     scores = out_of_fold(fit_predict, len(truth), folds)[:, 0]
-    if chosen is None:
-        return choose_threshold(scores, truth)
     return choose_threshold(scores[chosen], truth[chosen])
 
 
