@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +99,12 @@ def one_after_the_other(tagger, chunks: list[list[TagInput]]) -> tuple[int, floa
 
 
 def overlapped(tagger, chunks: list[list[TagInput]]) -> int:  # type: ignore[no-untyped-def]
-    """The next batch embedded on a second thread while this one is tagged (how `vkpp tag` could run)."""
+    """The next batch embedded on a second thread while this one is tagged, as `vkpp tag` does
+    (embeddings.encode_ahead)."""
     tags = 0
-    with ThreadPoolExecutor(1) as worker:
-        pending = worker.submit(embeddings.encode, [item.text for item in chunks[0]])
-        for i, chunk in enumerate(chunks):
-            vectors = pending.result()
-            if i + 1 < len(chunks):
-                pending = worker.submit(embeddings.encode, [item.text for item in chunks[i + 1]])
-            tags += sum(len(found) for found in tagger.tag_vectors(chunk, np.asarray(vectors)))
+    for chunk, vectors in embeddings.encode_ahead(chunks, lambda chunk: [item.text for item in chunk]):
+        matrix = np.vstack([vectors[embeddings.text_hash(item.text)] for item in chunk])
+        tags += sum(len(found) for found in tagger.tag_vectors(chunk, matrix))
     return tags
 
 

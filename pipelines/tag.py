@@ -10,7 +10,7 @@ beside the database, and reused until `retrain`. Analysts' annotations are never
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -354,11 +354,8 @@ def run_tagger(
         todo = list(session.scalars(untagged_statement(run_id)))
     summary = RunSummary(run_id, tagger.name, getattr(tagger, "model_version", None), new)
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    with progress_bar(len(todo), progress, tagger.name) as bar, EmbeddingPrefetch(db, tagger) as prefetch:
-        prefetch.start(batches[0] if batches else [])
-        for number, batch in enumerate(batches):
-            computed = prefetch.take()
-            prefetch.start(batches[number + 1] if number + 1 < len(batches) else [])
+    with progress_bar(len(todo), progress, tagger.name) as bar:
+        for batch, computed in with_vectors_ahead(db, tagger, batches):
             summary.tags += tag_batch(db, tagger, run_id, batch, computed)
             summary.passages += len(batch)
             bar.update(len(batch))
@@ -369,51 +366,23 @@ def run_tagger(
     return summary
 
 
-class EmbeddingPrefetch:
-    """Encodes the next batch's passages on a worker thread while this batch is tagged.
+def with_vectors_ahead(
+    db: Database, tagger: Tagger, batches: Sequence[Sequence[int]]
+) -> Iterable[tuple[Sequence[int], Mapping[str, np.ndarray]]]:
+    """Each batch of passage ids with the vectors of its passages that had none stored, encoded while the
+    batch before it was tagged (embeddings.encode_ahead); they are stored in the batch's own transaction by
+    cached_encode, so a failed batch stores none of them. A tagger that reads no vectors gets none."""
+    from vkpp_learning import embeddings
 
-    Tagging a batch is mostly spaCy and NumPy on one core; the transformer (torch or OpenVINO) releases the
-    GIL, so the two overlap when a second core is free: measured with OpenVINO at load about 2, 99.6 ->
-    135.2 passages/s, and no slower when the process has only one core (docs/tagging.md, Speed). The worker
-    only encodes (text hash -> vector); the vectors are stored in the batch's own transaction by
-    cached_encode, so a failed batch stores none of them. Taggers without `tag_vectors` get nothing."""
+    if not hasattr(tagger, "tag_vectors"):
+        return ((batch, {}) for batch in batches)
 
-    def __init__(self, db: Database, tagger: Tagger) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+    def uncached_texts(passage_ids: Sequence[int]) -> list[str]:
+        with db.session() as session:
+            texts = session.scalars(select(models.Passage.text).where(models.Passage.id.in_(passage_ids))).all()
+            return embeddings.uncached(session, texts)
 
-        self.db = db
-        self.enabled = hasattr(tagger, "tag_vectors")
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vkpp-embed") if self.enabled else None
-        self.pending: Any = None
-
-    def __enter__(self) -> EmbeddingPrefetch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def start(self, passage_ids: Sequence[int]) -> None:
-        """Begin encoding the passages' texts that have no stored vector."""
-        from vkpp_learning import embeddings
-
-        if self.pool is None or not passage_ids:
-            self.pending = None
-            return
-        with self.db.session() as session:
-            texts = [row.text for row in session.execute(passage_statement(passage_ids))]
-            missing = embeddings.uncached(session, texts)
-
-        def encode() -> dict[str, np.ndarray]:
-            vectors = embeddings.encode(missing)
-            return {embeddings.text_hash(t): v for t, v in zip(missing, vectors, strict=True)}
-
-        self.pending = self.pool.submit(encode) if missing else None
-
-    def take(self) -> dict[str, np.ndarray]:
-        """The vectors of the batch last started (waiting for them), by text hash."""
-        pending, self.pending = self.pending, None
-        return pending.result() if pending is not None else {}
+    return embeddings.encode_ahead(batches, uncached_texts)
 
 
 def tag_batch(
@@ -424,7 +393,7 @@ def tag_batch(
     computed: Mapping[str, np.ndarray] | None = None,
 ) -> int:
     """Tag one batch and store its tags, in one transaction (embeddings from the database cache, or from
-    `computed`, text hash -> vector, encoded ahead by EmbeddingPrefetch)."""
+    `computed`, text hash -> vector, encoded ahead by with_vectors_ahead)."""
     from vkpp_learning.embeddings import cached_encode
 
     with db.writing() as session:

@@ -260,7 +260,7 @@ def test_evaluate_json_has_the_agreed_shape(training_gold: Path) -> None:
 def test_tags_stored_batch_by_batch_with_vectors_encoded_ahead_are_the_taggers_own(
     fitted: object, sample_url: str, tmp_path: Path
 ) -> None:
-    """run_tagger encodes batch n+1 on a worker thread while batch n is tagged (EmbeddingPrefetch): what it
+    """run_tagger encodes batch n+1 on a worker thread while batch n is tagged (with_vectors_ahead): what it
     stores must be exactly what the tagger says of each passage, with every passage's vector stored once."""
     from pipelines.tag import passage_statement, run_tagger, tag_input
     from vkpp_learning import embeddings
