@@ -158,6 +158,26 @@ def evaluate_command(
     click.echo("\n".join(report_lines(report)))
 
 
+@main.command("agreement")
+@click.argument("reference", type=click.Path(exists=True, path_type=Path))
+@click.argument("other", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, in the shape of `vkpp evaluate --json`.")
+@user_errors
+def agreement_command(reference: Path, other: Path, as_json: bool) -> None:
+    """How far two labellings of the same passages agree: OTHER scored against REFERENCE (gold JSONL files or
+    folders), per label and facet, as `vkpp evaluate` scores a tagger. Use it for two analysts, or for the
+    gold and a blind re-annotation: it tells how high a tagger's F1 can sensibly be expected to go.
+    """
+    from vkpp_learning.evaluate import agreement
+
+    report = agreement(reference, other)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{report['passages']} passages; {other} scored against {reference}.")
+    click.echo("\n".join(report_lines(report)))
+
+
 def report_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     for key in MULTI_LABEL_KEYS:

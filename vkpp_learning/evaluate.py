@@ -225,6 +225,30 @@ def score(
     return report
 
 
+def agreement(reference: str | Path, other: str | Path) -> dict[str, Any]:
+    """How far a second labelling of the same passages agrees with a reference labelling (two analysts, or
+    the gold and a blind re-annotation): the evaluation report with `other` in the place of predictions,
+    recommendation_to included, plus "passages". F1 is symmetric, so swapping the two swaps only precision
+    and recall. Both must label exactly the same passages (doc_id, para_id) with the same text."""
+    passages = load_gold(reference)
+    second = {(p.doc_id, p.para_id): p for p in load_gold(other)}
+    keys = [(p.doc_id, p.para_id) for p in passages]
+    unmatched = [f"{d}/{i} only in {Path(reference).name}" for d, i in keys if (d, i) not in second]
+    unmatched += [f"{d}/{i} only in {Path(other).name}" for d, i in second.keys() - set(keys)]
+    unmatched += [
+        f"{p.doc_id}/{p.para_id} has another text"
+        for p in passages
+        if second.get((p.doc_id, p.para_id), p).text != p.text
+    ]
+    if unmatched:
+        raise ConfigurationError(
+            f"the two labellings do not cover the same passages ({len(unmatched)}): {'; '.join(unmatched[:3])}",
+            code="agreement_unmatched",
+        )
+    labelled = [{facet: set(labels) for facet, labels in second[key].labels.items()} for key in keys]
+    return score(passages, labelled, include_recommendations=True) | {"passages": len(passages)}
+
+
 def evaluate(
     gold_path: str | Path,
     tagger_names: str | Sequence[str] = DEFAULT_TAGGERS,
