@@ -267,11 +267,11 @@ def complete_run(session: Session, run_id: int) -> None:
 
 
 def untagged_statement(run_id: int) -> Any:
-    """Passage ids with no tag in the run, in order."""
+    """(passage id, review id) of the passages with no tag in the run, in order."""
     tagged = select(models.Tag.passage_id).where(
         models.Tag.run_id == run_id, models.Tag.passage_id == models.Passage.id
     )
-    return select(models.Passage.id).where(~tagged.exists()).order_by(models.Passage.id)
+    return select(models.Passage.id, models.Passage.review_id).where(~tagged.exists()).order_by(models.Passage.id)
 
 
 def passage_statement(ids: Sequence[int]) -> Any:
@@ -351,9 +351,9 @@ def run_tagger(
         run, new = open_run(session, run_info(tagger), force)
         run_id = run.id
     with db.session() as session:
-        todo = list(session.scalars(untagged_statement(run_id)))
+        todo = session.execute(untagged_statement(run_id)).all()
     summary = RunSummary(run_id, tagger.name, getattr(tagger, "model_version", None), new)
-    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    batches = review_batches(todo, batch_size)
     with progress_bar(len(todo), progress, tagger.name) as bar:
         for batch, computed in with_vectors_ahead(db, tagger, batches):
             summary.tags += tag_batch(db, tagger, run_id, batch, computed)
@@ -366,12 +366,31 @@ def run_tagger(
     return summary
 
 
+def review_batches(passages: Sequence[tuple[int, int]], size: int) -> list[list[int]]:
+    """(passage id, review id) pairs, in order, cut into batches of about `size` passage ids that end at a
+    review's end (a review longer than `size` is cut every `size` passages): a review's context vectors are
+    then encoded once, ahead of its first batch."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    last: int | None = None
+    for passage_id, review_id in passages:
+        if current and len(current) >= size and (review_id != last or len(current) >= 2 * size):
+            batches.append(current)
+            current = []
+        current.append(passage_id)
+        last = review_id
+    if current:
+        batches.append(current)
+    return batches
+
+
 def with_vectors_ahead(
     db: Database, tagger: Tagger, batches: Sequence[Sequence[int]]
 ) -> Iterable[tuple[Sequence[int], Mapping[str, np.ndarray]]]:
-    """Each batch of passage ids with the vectors of its passages that had none stored, encoded while the
-    batch before it was tagged (embeddings.encode_ahead); they are stored in the batch's own transaction by
-    cached_encode, so a failed batch stores none of them. A tagger that reads no vectors gets none."""
+    """Each batch of passage ids with the vectors of its reviews' passages that had none stored (the batch's
+    own and their review context), encoded while the batch before it was tagged (embeddings.encode_ahead);
+    they are stored in the batch's own transaction by cached_encode, so a failed batch stores none of them.
+    A tagger that reads no vectors gets none."""
     from vkpp_learning import embeddings
 
     if not hasattr(tagger, "tag_vectors"):
@@ -379,8 +398,7 @@ def with_vectors_ahead(
 
     def uncached_texts(passage_ids: Sequence[int]) -> list[str]:
         with db.session() as session:
-            texts = session.scalars(select(models.Passage.text).where(models.Passage.id.in_(passage_ids))).all()
-            return embeddings.uncached(session, texts)
+            return embeddings.uncached(session, session.scalars(review_texts_statement(passage_ids)).all())
 
     return embeddings.encode_ahead(batches, uncached_texts)
 
@@ -400,14 +418,39 @@ def tag_batch(
         rows = session.execute(passage_statement(passage_ids)).all()
         items = [tag_input(row) for row in rows]
         if hasattr(tagger, "tag_vectors"):
-            vectors = cached_encode(session, [item.text for item in items], computed=computed)
-            results = tagger.tag_vectors(items, vectors)
+            context = session.execute(review_texts_statement(passage_ids, with_review=True)).all()
+            texts = [item.text for item in items] + [row.text for row in context]
+            vectors = cached_encode(session, texts, computed=computed)
+            context_vectors = review_vectors([r.review_id for r in context], vectors[len(items) :], rows)
+            results = tagger.tag_vectors(items, vectors[: len(items)], context_vectors)
         else:
             results = tagger.tag(items)
         values = tag_rows(run_id, [row.id for row in rows], results)
         if values:
             session.execute(insert(models.Tag), values)
     return len(values)
+
+
+def review_texts_statement(passage_ids: Sequence[int], with_review: bool = False) -> Any:
+    """The texts of every passage of the reviews these passages belong to (with their review ids)."""
+    reviews = select(models.Passage.review_id).where(models.Passage.id.in_(passage_ids))
+    columns = (models.Passage.review_id, models.Passage.text) if with_review else (models.Passage.text,)
+    return select(*columns).where(models.Passage.review_id.in_(reviews)).order_by(models.Passage.id)
+
+
+def review_vectors(review_ids: Sequence[int], vectors: np.ndarray, passages: Sequence[Any]) -> np.ndarray:
+    """For each of `passages` (rows with a review_id), the mean embedding of every passage of its review
+    (`vectors`, one row per entry of `review_ids`): the review context the learned taggers read beside each
+    passage (supervised.review_means, over the whole stored review rather than one batch)."""
+    import numpy as np
+
+    rows_of: dict[int, list[int]] = {}
+    for row, review_id in enumerate(review_ids):
+        rows_of.setdefault(review_id, []).append(row)
+    means = {review_id: vectors[rows].mean(axis=0) for review_id, rows in rows_of.items()}
+    if not passages:
+        return np.zeros((0, vectors.shape[1]), dtype=np.float32)
+    return np.stack([means[p.review_id] for p in passages]).astype(np.float32, copy=False)
 
 
 def progress_bar(total: int, enabled: bool, label: str) -> Any:

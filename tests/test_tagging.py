@@ -294,3 +294,35 @@ def test_tags_stored_batch_by_batch_with_vectors_encoded_ahead_are_the_taggers_o
     }
     assert stored == expected
     assert vectors == len({row.text for row in rows})
+
+
+def test_review_batches_end_at_a_reviews_end_unless_the_review_is_long() -> None:
+    from pipelines.tag import review_batches
+
+    passages = [(1, 10), (2, 10), (3, 10), (4, 11), (5, 12), (6, 12), (7, 12), (8, 12), (9, 12), (10, 12)]
+    assert review_batches(passages, 2) == [[1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
+    assert review_batches(passages, 100) == [[p for p, _ in passages]]
+    assert review_batches([], 5) == []
+
+
+def test_vulnerabilities_and_agencies_read_the_whole_review_beside_the_passage(
+    fitted: object, held_out: list[GoldPassage]
+) -> None:
+    """The review context is the mean embedding of the review's passages; a passage given alone is its own."""
+    import numpy as np
+
+    from vkpp_learning.tagging.supervised import REVIEW_CONTEXT_FACETS
+
+    supervised = fitted.supervised  # type: ignore[attr-defined]
+    items = [p.tag_input() for p in held_out]
+    together = supervised.features(items)
+    assert np.allclose(together.review, together.vectors.mean(axis=0), atol=1e-6)
+    alone = supervised.features(items[:1])
+    assert np.allclose(alone.review[0], alone.vectors[0], atol=1e-6)
+    width = together.matrix.shape[1]
+    for facet in ("vulnerability", "agency", "practice", "missed_opportunity"):
+        extra = together.review.shape[1] if facet in REVIEW_CONTEXT_FACETS else 0
+        assert together.matrix_for(facet).shape[1] == width + extra
+    # The context changes what the models say of the same passage.
+    scores = supervised.facet_scores(together, "vulnerability")[0]
+    assert not np.allclose(scores, supervised.facet_scores(alone, "vulnerability")[0], equal_nan=True)

@@ -214,7 +214,11 @@ class EmbeddingTagger:
     def tag(self, items: Sequence[TagInput]) -> list[list[TagResult]]:
         return self.tag_vectors(items, self.encoder([item.text for item in items]))
 
-    def tag_vectors(self, items: Sequence[TagInput], vectors: np.ndarray) -> list[list[TagResult]]:
+    def tag_vectors(
+        self, items: Sequence[TagInput], vectors: np.ndarray, review_vectors: np.ndarray | None = None
+    ) -> list[list[TagResult]]:
+        """Tags from vectors already computed; `review_vectors` (review context) are not read: the theme
+        similarities are the passage's own."""
         results: list[list[TagResult]] = [[] for _ in items]
         for found in self.facet_scores(vectors):
             limits = np.array([self.threshold(found.facet, label) for label in found.labels])

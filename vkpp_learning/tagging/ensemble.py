@@ -40,7 +40,7 @@ from vkpp_learning.tagging.supervised import MODEL_C, PassageFeatures, Supervise
 from vkpp_learning.taxonomy import Taxonomy
 
 NAME = "tagger.ensemble.v1"
-CODE_VERSION = "4"  # bump when a change to the features or fitting makes old saved models stale
+CODE_VERSION = "5"  # bump when a change to the features or fitting makes old saved models stale
 STACK_C = 1.0
 # The stacker is not class-balanced, so its scores are probabilities; with few positives the best F1
 # threshold on them is noisy and is pulled towards STACK_DEFAULT (measured: better held out than 0.5).
@@ -90,8 +90,10 @@ class EnsembleTagger:
     def tag(self, items: Sequence[TagInput]) -> list[list[TagResult]]:
         return self.tag_features(items, self.supervised.features(items))
 
-    def tag_vectors(self, items: Sequence[TagInput], vectors: np.ndarray) -> list[list[TagResult]]:
-        return self.tag_features(items, self.supervised.features(items, vectors))
+    def tag_vectors(
+        self, items: Sequence[TagInput], vectors: np.ndarray, review_vectors: np.ndarray | None = None
+    ) -> list[list[TagResult]]:
+        return self.tag_features(items, self.supervised.features(items, vectors, review_vectors))
 
     def tag_features(self, items: Sequence[TagInput], features: PassageFeatures) -> list[list[TagResult]]:
         results: list[list[TagResult]] = [[] for _ in items]
