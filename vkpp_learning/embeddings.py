@@ -32,8 +32,11 @@ DIM = 384
 # 1.3 to 1.5 times faster (measured on 256 gold passages; 8 was no faster with two threads).
 BATCH_SIZE = 16
 PRECISIONS = ("auto", "float32", "bfloat16")
-# CPU flags of hardware bfloat16 arithmetic: without them torch emulates bfloat16, slower than float32.
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+# CPU flags under which auto means bfloat16: AMX (tile matrix units). AVX512-BF16 alone is not enough: on a
+# Xeon with it and no AMX, bfloat16 ran slower than float32 on both runtimes (OpenVINO 78.0 against 122.7
+# passages/s, torch 64.5 against 109.6; `python benchmarks/bench_embeddings.py --limit 600`, November 2026),
+# while with AMX it ran about 2.5 times faster.
+BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 _LOCK = threading.Lock()
 Batch = TypeVar("Batch")
 

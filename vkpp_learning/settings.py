@@ -47,9 +47,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "VKPP_EMBEDDING_PRECISION",
         "auto",
-        "Arithmetic of the embedding model: bfloat16 (about 2.5 times faster where the CPU has AVX512-BF16 or "
-        "AMX), float32, or auto (bfloat16 on such CPUs, else float32). Each precision's vectors are cached "
-        "under their own model name, so changing it means embedding again (`vkpp embed`).",
+        "Arithmetic of the embedding model: bfloat16 (about 2.5 times faster where the CPU has AMX; slower than "
+        "float32 where it has AVX512-BF16 without AMX), float32, or auto (bfloat16 on CPUs with AMX, else "
+        "float32). Each precision's vectors are cached under their own model name, so changing it means "
+        "embedding again (`vkpp embed`).",
     ),
     Setting(
         "VKPP_EMBEDDING_RUNTIME",
