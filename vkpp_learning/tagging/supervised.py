@@ -328,43 +328,29 @@ class SupervisedTagger:
             learned = [j for j in range(len(matrix.labels)) if matrix.positives()[j] >= self.min_positives]
             if not learned:
                 continue
+            inputs = features.matrix_for(facet)
             if thresholds:
-                oof = self._out_of_fold(features, facet, matrix, learned, folds)
+                oof = self._out_of_fold(inputs, matrix, learned, folds)
                 for column, j in enumerate(learned):
                     rows = matrix.known[:, j]
                     truth = matrix.truth[rows, j]
                     chosen = calibration_rows(calibrate[rows], truth)
                     threshold = choose_threshold(oof[rows, column][chosen], truth[chosen])
                     self.thresholds[f"{facet}/{matrix.labels[j]}"] = threshold
-            model = self._fit(features, facet, matrix, learned, np.arange(len(features)))
+            model = self._fit(inputs, matrix, learned, np.arange(len(features)))
             self.models[facet] = FacetModel([matrix.labels[j] for j in learned], model)
 
     def _out_of_fold(
-        self,
-        features: PassageFeatures,
-        facet: str,
-        matrix: LabelMatrix,
-        learned: list[int],
-        folds: list[np.ndarray],
+        self, inputs: np.ndarray, matrix: LabelMatrix, learned: list[int], folds: list[np.ndarray]
     ) -> np.ndarray:
-        inputs = features.matrix_for(facet)
-
         def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-            return self._fit(features, facet, matrix, learned, train, inputs).predict(inputs[test])
+            return self._fit(inputs, matrix, learned, train).predict(inputs[test])
 
-        return out_of_fold(fit_predict, len(features), folds)
+        return out_of_fold(fit_predict, len(inputs), folds)
 
-    def _fit(
-        self,
-        features: PassageFeatures,
-        facet: str,
-        matrix: LabelMatrix,
-        learned: list[int],
-        rows: np.ndarray,
-        inputs: np.ndarray | None = None,
-    ) -> LogisticModel:
+    def _fit(self, inputs: np.ndarray, matrix: LabelMatrix, learned: list[int], rows: np.ndarray) -> LogisticModel:
+        """One facet's model on `rows` of its inputs (PassageFeatures.matrix_for)."""
         columns = np.array(learned, dtype=int)
-        inputs = features.matrix_for(facet) if inputs is None else inputs
         return fit_logistic(
             inputs[rows], matrix.truth[np.ix_(rows, columns)], self.c, matrix.known[np.ix_(rows, columns)]
         )
