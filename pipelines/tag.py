@@ -367,9 +367,10 @@ def run_tagger(
 
 
 def review_batches(passages: Sequence[tuple[int, int]], size: int) -> list[list[int]]:
-    """(passage id, review id) pairs, in order, cut into batches of about `size` passage ids that end at a
-    review's end (a review longer than `size` is cut every `size` passages): a review's context vectors are
-    then encoded once, ahead of its first batch."""
+    """(passage id, review id) pairs, in order, cut into batches of passage ids that end at a review's end
+    once they hold `size` passages; a batch grows past `size` only to finish its review, and at most to twice
+    `size` (a longer review is cut there). A review's context vectors are then encoded once, ahead of its
+    first batch (a review cut in two is encoded by both look-aheads)."""
     batches: list[list[int]] = []
     current: list[int] = []
     last: int | None = None
@@ -398,7 +399,8 @@ def with_vectors_ahead(
 
     def uncached_texts(passage_ids: Sequence[int]) -> list[str]:
         with db.session() as session:
-            return embeddings.uncached(session, session.scalars(review_texts_statement(passage_ids)).all())
+            context = session.execute(review_passages_statement(passage_ids)).all()
+            return embeddings.uncached(session, [row.text for row in context])
 
     return embeddings.encode_ahead(batches, uncached_texts)
 
@@ -413,16 +415,19 @@ def tag_batch(
     """Tag one batch and store its tags, in one transaction (embeddings from the database cache, or from
     `computed`, text hash -> vector, encoded ahead by with_vectors_ahead)."""
     from vkpp_learning.embeddings import cached_encode
+    from vkpp_learning.tagging.supervised import review_means
 
     with db.writing() as session:
         rows = session.execute(passage_statement(passage_ids)).all()
         items = [tag_input(row) for row in rows]
         if hasattr(tagger, "tag_vectors"):
-            context = session.execute(review_texts_statement(passage_ids, with_review=True)).all()
-            texts = [item.text for item in items] + [row.text for row in context]
-            vectors = cached_encode(session, texts, computed=computed)
-            context_vectors = review_vectors([r.review_id for r in context], vectors[len(items) :], rows)
-            results = tagger.tag_vectors(items, vectors[: len(items)], context_vectors)
+            # Every passage of the batch's reviews: their vectors give each passage its own and its review's.
+            context = session.execute(review_passages_statement(passage_ids)).all()
+            vectors = cached_encode(session, [row.text for row in context], computed=computed)
+            means = review_means([row.review_id for row in context], vectors)
+            position = {row.id: index for index, row in enumerate(context)}
+            pick = [position[row.id] for row in rows]
+            results = tagger.tag_vectors(items, vectors[pick], means[pick])
         else:
             results = tagger.tag(items)
         values = tag_rows(run_id, [row.id for row in rows], results)
@@ -431,26 +436,11 @@ def tag_batch(
     return len(values)
 
 
-def review_texts_statement(passage_ids: Sequence[int], with_review: bool = False) -> Any:
-    """The texts of every passage of the reviews these passages belong to (with their review ids)."""
+def review_passages_statement(passage_ids: Sequence[int]) -> Any:
+    """(id, review id, text) of every passage of the reviews these passages belong to, in order."""
     reviews = select(models.Passage.review_id).where(models.Passage.id.in_(passage_ids))
-    columns = (models.Passage.review_id, models.Passage.text) if with_review else (models.Passage.text,)
+    columns = (models.Passage.id, models.Passage.review_id, models.Passage.text)
     return select(*columns).where(models.Passage.review_id.in_(reviews)).order_by(models.Passage.id)
-
-
-def review_vectors(review_ids: Sequence[int], vectors: np.ndarray, passages: Sequence[Any]) -> np.ndarray:
-    """For each of `passages` (rows with a review_id), the mean embedding of every passage of its review
-    (`vectors`, one row per entry of `review_ids`): the review context the learned taggers read beside each
-    passage (supervised.review_means, over the whole stored review rather than one batch)."""
-    import numpy as np
-
-    rows_of: dict[int, list[int]] = {}
-    for row, review_id in enumerate(review_ids):
-        rows_of.setdefault(review_id, []).append(row)
-    means = {review_id: vectors[rows].mean(axis=0) for review_id, rows in rows_of.items()}
-    if not passages:
-        return np.zeros((0, vectors.shape[1]), dtype=np.float32)
-    return np.stack([means[p.review_id] for p in passages]).astype(np.float32, copy=False)
 
 
 def progress_bar(total: int, enabled: bool, label: str) -> Any:

@@ -186,17 +186,18 @@ class PassageFeatures:
         return np.hstack([self.matrix, self.review]) if facet in REVIEW_CONTEXT_FACETS else self.matrix
 
 
-def review_means(items: Sequence[TagInput], vectors: np.ndarray) -> np.ndarray:
+def review_means(reviews: Sequence[Any], vectors: np.ndarray) -> np.ndarray:
     """Each passage's review context: the mean embedding of the passages given with it from the same review
-    (TagInput.review); a passage of no known review is its own context. Give whole reviews (the pipeline
-    computes the means over every stored passage of the review instead: pipelines.tag.review_vectors)."""
+    (`reviews`, one key per row of `vectors`); a passage of no known review ("") is its own context. Give
+    whole reviews: fitting and evaluation do, and the tag pipeline gives every stored passage of a batch's
+    reviews (pipelines.tag.tag_batch)."""
+    from vkpp_learning.topics.mapping import member_means
+
     out = np.array(vectors, dtype=np.float32, copy=True)
-    rows_of: dict[str, list[int]] = {}
-    for row, item in enumerate(items):
-        if item.review:
-            rows_of.setdefault(item.review, []).append(row)
-    for rows in rows_of.values():
-        out[rows] = vectors[rows].mean(axis=0)
+    keys = np.asarray(reviews)
+    for review, mean in member_means(vectors, reviews).items():
+        if review != "":
+            out[keys == review] = mean
     return out
 
 
@@ -211,7 +212,9 @@ def passage_features(
     reading = read_rules(items, taxonomy)
     blocks = [vectors, *(s.reshape(len(items), -1) for s in similarities.values())]
     blocks += [rule_features(reading, taxonomy), context_features(items)]
-    review = review_means(items, vectors) if review_vectors is None else np.asarray(review_vectors, np.float32)
+    if review_vectors is None:
+        review_vectors = review_means([item.review for item in items], vectors)
+    review = np.asarray(review_vectors, np.float32)
     return PassageFeatures(vectors, similarities, reading, np.hstack(blocks).astype(np.float32), review)
 
 

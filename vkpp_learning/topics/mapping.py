@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,10 +55,10 @@ def center_by_review(
     return normalize_rows(embeddings - strength * offsets)
 
 
-def member_means(vectors: np.ndarray, labels: Sequence[int]) -> dict[int, np.ndarray]:
-    """The mean vector of each label's members (not normalised)."""
+def member_means(vectors: np.ndarray, labels: Sequence[Any]) -> dict[Any, np.ndarray]:
+    """The mean vector of each label's members (not normalised); labels are ints (topics) or strings."""
     labels_array = np.asarray(labels)
-    return {int(label): vectors[labels_array == label].mean(axis=0) for label in np.unique(labels_array)}
+    return {label.item(): vectors[labels_array == label].mean(axis=0) for label in np.unique(labels_array)}
 
 
 def centroids(vectors: np.ndarray, labels: Sequence[int]) -> dict[int, np.ndarray]:
