@@ -1,7 +1,9 @@
 """Embedding speed and fidelity of each runtime and precision, on real review passages.
 
-Run: python benchmarks/bench_embeddings.py [--runs torch:bfloat16,openvino:bfloat16,openvino:float32]
+Run: python benchmarks/bench_embeddings.py [--runs torch:bfloat16,openvino:bfloat16,openvino:float32,openvino:int8]
                                            [--repeat 2] [--threads N] [--limit N]
+A run is runtime:precision, as VKPP_EMBEDDING_RUNTIME and VKPP_EMBEDDING_PRECISION take them; openvino:int8's
+model is made (once, about 15 s; then read from the user's cache folder) before the clock starts.
 Texts: the `text` of every passage in corpus_samples/gold and corpus_samples/training. The reference is
 torch's float32 vectors (VKPP_EMBEDDING_RUNTIME=torch, VKPP_EMBEDDING_PRECISION=float32); each run then
 embeds the same texts, the runs taking turns --repeat times so that neighbours share the machine's load,
