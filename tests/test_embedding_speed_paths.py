@@ -56,8 +56,7 @@ def test_each_precision_has_its_own_cache_key(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "bfloat16")
     assert embeddings.MODEL_NAME == "all-MiniLM-L6-v2+bfloat16"
     monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "auto")
-    native = bool(embeddings.cpu_flags() & embeddings.BF16_CPU_FLAGS)
-    assert embeddings.precision() == ("bfloat16" if native else "float32")
+    assert embeddings.precision() == embeddings.auto_precision(embeddings.cpu_flags(), embeddings.runtime())
     monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "int8")
     with pytest.raises(ValueError, match="VKPP_EMBEDDING_PRECISION"):
         embeddings.precision()
@@ -138,7 +137,8 @@ def test_the_weights_are_checked_whatever_the_precision_and_runtime(
 @needs_openvino
 def test_openvino_vectors_agree_with_torch_float32_on_the_gold_passages(monkeypatch: pytest.MonkeyPatch) -> None:
     """The acceptance bound of a runtime: per passage cosine to torch's float32 vectors, mean >= 0.9999 and
-    min >= 0.999, on every gold passage, in the precision this CPU runs by default."""
+    min >= 0.999 (int8's own bound where auto means int8: test_embedding_int8), on every gold passage, in the
+    precision this CPU runs by default."""
     exact = torch_float32_vectors()
     monkeypatch.setenv("VKPP_EMBEDDING_RUNTIME", "openvino")
     monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", "auto")
@@ -146,7 +146,8 @@ def test_openvino_vectors_agree_with_torch_float32_on_the_gold_passages(monkeypa
     assert fast.dtype == np.float32 and fast.shape == exact.shape
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     cosines = (exact * fast).sum(axis=1)
-    assert cosines.mean() >= 0.9999 and cosines.min() >= 0.999
+    mean, lowest = (0.995, 0.985) if embeddings.precision() == "int8" else (0.9999, 0.999)
+    assert cosines.mean() >= mean and cosines.min() >= lowest, (cosines.mean(), cosines.min())
     # Search queries go through load_model directly, one text at a time: the same vectors as in a batch.
     query = embeddings.load_model().encode([gold_texts()[5]], normalize_embeddings=True, convert_to_numpy=True)
     assert float(query[0] @ fast[5]) > 0.99999

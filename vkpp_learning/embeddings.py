@@ -32,18 +32,21 @@ DIM = 384
 # to its longest: on review paragraphs, batches of 64 computed 55% padding, of 16 about 10%, and 16 ran
 # 1.3 to 1.5 times faster (measured on 256 gold passages; 8 was no faster with two threads).
 BATCH_SIZE = 16
-# int8 (weights and activations, quantised by nncf) is OpenVINO's only, and not what auto means: its vectors
-# differ more. On a CPU with AVX512-VNNI and no AMX (2 cores, November 2026) it ran 2.3 to 2.6 times faster than
-# float32 (OpenVINO 218.6 to 237.5 against 91.2 to 94.2 passages/s, `python benchmarks/bench_embeddings.py
-# --runs openvino:float32,openvino:int8 --limit 600 --repeat 3`), its vectors at cosine 0.9975 of torch
-# float32's on the gold passages (0.9938 at worst; bfloat16's are at 0.99997), 95% of each passage's 10 nearest
-# neighbours the same. Its tagging accuracy decides whether auto should ever mean it (docs/tagging.md, Speed).
+# int8 (weights and activations, quantised by nncf) is OpenVINO's only. On a CPU with AVX512-VNNI and no AMX
+# (2 cores, November 2026) it ran 2.3 to 2.6 times faster than float32 (OpenVINO 218.6 to 237.5 against 91.2 to
+# 94.2 passages/s, `python benchmarks/bench_embeddings.py --runs openvino:float32,openvino:int8 --limit 600
+# --repeat 3`), its vectors at cosine 0.9975 of torch float32's on the gold passages (0.9938 at worst; bfloat16's
+# are at 0.99997), 95% of each passage's 10 nearest neighbours the same, and it tagged as well: `vkpp evaluate
+# --gold corpus_samples/gold` gave practice 0.649, vulnerabilities 0.675, agencies 0.742, missed opportunities
+# 0.862 against float32's 0.642, 0.682, 0.743, 0.862 (within a fold's noise). So auto means int8 there.
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 # CPU flags under which auto means bfloat16: AMX (tile matrix units). AVX512-BF16 alone is not enough: on a
 # Xeon with it and no AMX, bfloat16 ran slower than float32 on both runtimes (OpenVINO 78.0 against 122.7
 # passages/s, torch 64.5 against 109.6; `python benchmarks/bench_embeddings.py --limit 600`, November 2026),
-# while with AMX it ran about 2.5 times faster.
+# while with AMX it ran about 2.5 times faster (int8 was not measured on AMX: bfloat16 stays auto's choice there).
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
+# CPU flags under which auto means int8 with OpenVINO (vector neural network instructions: int8 dot products).
+INT8_CPU_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 _LOCK = threading.Lock()
 Batch = TypeVar("Batch")
 
@@ -62,8 +65,18 @@ def resolve_precision(chosen: str, runner: str = "openvino") -> str:
             "set VKPP_EMBEDDING_RUNTIME=openvino (or auto, with OpenVINO installed), or another precision"
         )
     if chosen == "auto":
-        return "bfloat16" if cpu_flags() & BF16_CPU_FLAGS else "float32"
+        return auto_precision(cpu_flags(), runner)
     return chosen
+
+
+def auto_precision(flags: frozenset[str], runner: str) -> str:
+    """What auto means on a CPU with `flags` and the runtime `runner`: the fastest precision measured to tag as
+    well as float32 there (see BF16_CPU_FLAGS and INT8_CPU_FLAGS)."""
+    if flags & BF16_CPU_FLAGS:
+        return "bfloat16"
+    if runner == "openvino" and flags & INT8_CPU_FLAGS:
+        return "int8"
+    return "float32"
 
 
 @lru_cache(maxsize=1)

@@ -48,9 +48,10 @@ SETTINGS: tuple[Setting, ...] = (
         "VKPP_EMBEDDING_PRECISION",
         "auto",
         "Arithmetic of the embedding model: bfloat16 (about 2.5 times faster where the CPU has AMX; slower than "
-        "float32 where it has AVX512-BF16 without AMX), float32, auto (bfloat16 on CPUs with AMX, else "
-        "float32), or int8 (OpenVINO runtime only; about 2.5 times faster than float32 on a CPU with "
-        "AVX512-VNNI, vectors at cosine 0.997 of float32's; the int8 model is made by nncf on first use, about "
+        "float32 where it has AVX512-BF16 without AMX), float32, int8 (OpenVINO runtime only; about 2.5 times "
+        "faster than float32 on a CPU with AVX512-VNNI, vectors at cosine 0.997 of float32's, tagging as well), "
+        "or auto (bfloat16 on CPUs with AMX, else int8 with OpenVINO on CPUs with VNNI, else float32; "
+        "the int8 model is made by nncf on first use, about "
         "15 s, and kept in $XDG_CACHE_HOME/vkpp-learning, ~/.cache/vkpp-learning by default). Each precision's "
         "vectors are cached under their own model name, so changing it means embedding again (`vkpp embed`).",
     ),
