@@ -145,3 +145,32 @@ def write_body(pdf: Any, topic: str, paragraphs: int) -> None:
             y -= 15
         y -= 10
     pdf.showPage()
+
+
+def cached_in_two_precisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, texts: list[str], precisions: tuple[str, str]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Embed `texts` through a new database's vector cache in each of two precisions, in turn; returns each
+    precision's vectors and the stored (model, text hash) rows, and checks that the cache then answers for
+    the second precision with exactly its own vectors."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from vkpp_learning import embeddings
+    from vkpp_learning.db.engine import open_database
+    from vkpp_learning.db.models import Embedding
+
+    db = open_database(sqlite_url(tmp_path / "cache.sqlite"))
+    try:
+        vectors = {}
+        for chosen in precisions:
+            monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", chosen)
+            with db.writing() as session:
+                vectors[chosen] = embeddings.cached_encode(session, texts)
+        with db.session() as session:
+            stored = sorted(tuple(row) for row in session.execute(select(Embedding.model, Embedding.text_hash)))
+            with db.writing() as again:
+                assert np.array_equal(embeddings.cached_encode(again, texts), vectors[precisions[1]])
+    finally:
+        db.dispose()
+    return vectors, stored

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.conftest import cached_in_two_precisions
 from vkpp_learning import embedding_runtime, embeddings
 from vkpp_learning.embedding_runtime import openvino_installed
 
@@ -92,26 +93,9 @@ def test_int8_vectors_are_unit_length_and_close_to_float32(int8: None) -> None:
 def test_int8_vectors_are_cached_under_their_own_key(
     int8: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import select
-
-    from vkpp_learning.db.engine import open_database
-    from vkpp_learning.db.models import Embedding
-
     texts = list(gold_texts()[:2])
-    db = open_database(f"sqlite:///{tmp_path / 'cache.sqlite'}")
-    try:
-        vectors = {}
-        for chosen in ("float32", "int8"):
-            monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", chosen)
-            with db.writing() as session:
-                vectors[chosen] = embeddings.cached_encode(session, texts)
-        assert embeddings.MODEL_NAME == "all-MiniLM-L6-v2+int8+openvino"
-        with db.session() as session:
-            stored = sorted(session.execute(select(Embedding.model, Embedding.text_hash)).all())
-            with db.writing() as again:
-                assert np.array_equal(embeddings.cached_encode(again, texts), vectors["int8"])
-    finally:
-        db.dispose()
+    vectors, stored = cached_in_two_precisions(tmp_path, monkeypatch, texts, ("float32", "int8"))
+    assert embeddings.MODEL_NAME == "all-MiniLM-L6-v2+int8+openvino"
     hashes = sorted(embeddings.text_hash(t) for t in texts)
     assert stored == [("all-MiniLM-L6-v2+int8+openvino", h) for h in hashes] + [
         ("all-MiniLM-L6-v2+openvino", h) for h in hashes

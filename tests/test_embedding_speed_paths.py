@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import cached_in_two_precisions
 from vkpp_learning import embeddings
 from vkpp_learning.embedding_runtime import openvino_installed
 from vkpp_learning.errors import MissingDependency
@@ -98,24 +99,7 @@ def test_bfloat16_vectors_are_close_to_float32_but_not_the_same(monkeypatch: pyt
 def test_cached_vectors_of_one_precision_never_answer_for_the_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import select
-
-    from vkpp_learning.db.engine import open_database
-    from vkpp_learning.db.models import Embedding
-
-    db = open_database(f"sqlite:///{tmp_path / 'cache.sqlite'}")
-    try:
-        vectors = {}
-        for chosen in ("float32", "bfloat16"):
-            monkeypatch.setenv("VKPP_EMBEDDING_PRECISION", chosen)
-            with db.writing() as session:
-                vectors[chosen] = embeddings.cached_encode(session, TEXTS[:2])
-        with db.session() as session:
-            stored = sorted(session.execute(select(Embedding.model, Embedding.text_hash)).all())
-            with db.writing() as again:
-                assert np.array_equal(embeddings.cached_encode(again, TEXTS[:2]), vectors["bfloat16"])
-    finally:
-        db.dispose()
+    vectors, stored = cached_in_two_precisions(tmp_path, monkeypatch, TEXTS[:2], ("float32", "bfloat16"))
     hashes = sorted(embeddings.text_hash(t) for t in TEXTS[:2])
     assert stored == [("all-MiniLM-L6-v2", h) for h in hashes] + [("all-MiniLM-L6-v2+bfloat16", h) for h in hashes]
     assert not np.array_equal(vectors["float32"], vectors["bfloat16"])
