@@ -37,10 +37,10 @@ os.environ["VKPP_EMBEDDING_PRECISION"] = "float32"
 
 from vkpp_learning import embeddings, settings
 from vkpp_learning.evaluate import BINARY_FACETS, MULTI_LABEL, document_folds, load_gold
+from vkpp_learning.tagging.supervised import REVIEW_CONTEXT_FACETS, review_means
 
 ROOT = settings.project_root()
 REPORTED = [facet for _, facet in MULTI_LABEL.values()] + [facet for _, facet in BINARY_FACETS.values()]
-CONTEXT = ("vulnerability", "agency")
 HIDDEN = embeddings.DIM
 
 
@@ -150,7 +150,7 @@ def frozen_scores(
 
     scores = np.zeros((len(test), truth.shape[1]))
     for j, facet in enumerate(facets):
-        inputs = np.hstack([vectors, context]) if facet in CONTEXT else vectors
+        inputs = np.hstack([vectors, context]) if facet in REVIEW_CONTEXT_FACETS else vectors
         if truth[train, j].sum() < 8 or truth[train, j].all():
             continue
         model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(inputs[train], truth[train, j])
@@ -220,10 +220,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     vectors, states = encoded(texts, args.layers, args.save)
-    reviews = np.array([p.doc_id for p in passages])
-    context = np.zeros_like(vectors)
-    for review in set(reviews):
-        context[reviews == review] = vectors[reviews == review].mean(0)
+    context = review_means([p.doc_id for p in passages], vectors)
     seconds = time.perf_counter() - started
     print(f"{len(passages)} passages, {len(cols)} labels; vectors and lower states in {seconds:.0f} s")
     tuned, frozen = np.zeros_like(truth), np.zeros_like(truth)

@@ -129,7 +129,7 @@ def main() -> None:
     items = copies(args.gold, args.passages)
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"{len(items)} passages, {words:.0f} words on average, batches of {args.batch}")
-    print(f"this CPU: VKPP_EMBEDDING_PRECISION=auto means {embeddings.resolve_precision('auto')}")
+    print(f"this CPU: VKPP_EMBEDDING_PRECISION=auto means {embeddings.resolve_precision('auto', embeddings.runtime())}")
     for _ in range(args.repeat):
         for run in args.runs.split(","):
             timed_run(tagger, items, args.batch, run.strip(), args.model_threads)

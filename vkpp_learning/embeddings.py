@@ -56,7 +56,7 @@ def precision() -> str:
     return resolve_precision(settings.get("VKPP_EMBEDDING_PRECISION"), runtime())
 
 
-def resolve_precision(chosen: str, runner: str = "openvino") -> str:
+def resolve_precision(chosen: str, runner: str) -> str:
     if chosen not in PRECISIONS:
         raise ValueError(f"setting VKPP_EMBEDDING_PRECISION must be one of {', '.join(PRECISIONS)}, got {chosen!r}")
     if chosen == "int8" and runner != "openvino":
