@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import cached_in_two_precisions
+from tests.test_embedding_speed_paths import gold_texts, torch_float32_vectors
 from vkpp_learning import embedding_runtime, embeddings
 from vkpp_learning.embedding_runtime import openvino_installed
 
-GOLD = Path(__file__).parent.parent / "corpus_samples" / "gold"
 # The bound of int8: on the gold passages its vectors were at cosine 0.9974 of torch float32's on average
 # (0.9938 at worst, November 2026); float32 and bfloat16 stay above 0.9999 (test_embedding_speed_paths).
 MEAN_COSINE, LOWEST_COSINE = 0.995, 0.985
@@ -25,20 +24,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not openvino_installed(), reason="OpenVINO is not installed"),
 ]
-
-
-@cache
-def gold_texts() -> tuple[str, ...]:
-    from vkpp_learning.evaluate import load_gold
-
-    return tuple(p.text for p in load_gold(GOLD))
-
-
-def encode_with(runner: str, chosen: str, texts: tuple[str, ...]) -> np.ndarray:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VKPP_EMBEDDING_RUNTIME", runner)
-        patch.setenv("VKPP_EMBEDDING_PRECISION", chosen)
-        return embeddings.encode(texts)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +63,7 @@ def last_hidden_state(model: Any, texts: list[str]) -> np.ndarray:
 
 def test_int8_vectors_are_unit_length_and_close_to_float32(int8: None) -> None:
     texts = gold_texts()
-    exact = encode_with("torch", "float32", texts)
+    exact = torch_float32_vectors()
     fast = embeddings.encode(texts)
     assert fast.dtype == np.float32 and fast.shape == (len(texts), embeddings.DIM)
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
