@@ -273,5 +273,8 @@ def test_trimmed_pipeline_reads_words_as_the_full_model_does() -> None:
     ours = nlp.load_nlp()
     assert "attribute_ruler" not in ours.pipe_names and "parser" not in ours.pipe_names
     for expected, got in zip(full.pipe(texts), nlp.parse(texts), strict=True):
-        assert [(t.lemma_, t.pos_, str(t.morph)) for t in expected] == [(t.lemma_, t.pos_, str(t.morph)) for t in got]
+        # The tagger runs its matrix products through NumPy here, through BLIS in the stock model: same tags.
+        assert [(t.tag_, t.lemma_, t.pos_, str(t.morph)) for t in expected] == [
+            (t.tag_, t.lemma_, t.pos_, str(t.morph)) for t in got
+        ]
         assert len(list(got.sents)) >= 1

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +49,8 @@ PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 # CPU flags under which auto means int8 with OpenVINO (vector neural network instructions: int8 dot products).
 INT8_CPU_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+# How often the GIL changes hands while a worker thread encodes ahead of the tagging thread (sharing_cores).
+SHARED_SWITCH_INTERVAL = 0.0002
 _LOCK = threading.Lock()
 Batch = TypeVar("Batch")
 
@@ -224,7 +228,7 @@ def encode_ahead(
 
     if not batches:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vkpp-embed") as pool:
+    with sharing_cores(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="vkpp-embed") as pool:
 
         def submit(batch: Batch) -> Future[dict[str, np.ndarray]]:
             return pool.submit(_encode_by_hash, list(dict.fromkeys(texts_of(batch))))
@@ -235,6 +239,27 @@ def encode_ahead(
             if number + 1 < len(batches):
                 pending = submit(batches[number + 1])
             yield batch, vectors
+
+
+@contextmanager
+def sharing_cores() -> Iterator[None]:
+    """While the model encodes on a worker thread and the caller tags on its own: NumPy's BLAS on one thread,
+    and the GIL handed between threads every 0.2 ms instead of 5.
+
+    The worker needs the GIL between the model's runs (tokenizing, pooling); with Python's default interval
+    it waited up to 5 ms for the tagging thread each time, leaving the model idle, and BLAS's own threads
+    spun on the cores the model was using. Measured on 2,000 passages (bench_tagging_full, int8, two cores):
+    138.6 passages/s overlapped at the default interval, 145.3 at 1 ms, 152.4 at 0.2 ms.
+    """
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SHARED_SWITCH_INTERVAL))
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def _encode_by_hash(texts: Sequence[str]) -> dict[str, np.ndarray]:
