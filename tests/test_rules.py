@@ -278,3 +278,26 @@ def test_trimmed_pipeline_reads_words_as_the_full_model_does() -> None:
             (t.tag_, t.lemma_, t.pos_, str(t.morph)) for t in got
         ]
         assert len(list(got.sents)) >= 1
+
+
+def test_cue_patterns_split_at_their_first_step_match_as_written() -> None:
+    from spacy.matcher import Matcher
+
+    from vkpp_learning.evaluate import load_gold
+    from vkpp_learning.tagging import cues, nlp
+
+    assert cues.split_first_step("miss|missed DET? opportunity") == ["miss DET? opportunity", "missed DET? opportunity"]
+    assert cues.split_first_step("ADV? VERB") == ["ADV? VERB"]
+    written = Matcher(nlp.load_nlp().vocab)
+    for i, (_, _, notation) in enumerate(cues.MISSED_OPPORTUNITY_CUES):
+        written.add(f"mo:{i}", [cues.compile_pattern(notation)])
+    written.add("good_practice", [cues.compile_pattern(n) for n in cues.GOOD_PRACTICE_CUES])
+    written.add("hindsight", [cues.compile_pattern(n) for n in cues.HINDSIGHT_CUES])
+    texts = [p.text for p in load_gold(Path(__file__).parent / "data" / "gold_small.jsonl")]
+    finder, found = cues.cue_finder(), 0
+    for doc in nlp.parse(texts):
+        expected = {(finder._cues[m], s, e) for m, s, e in written(doc)}
+        got = {((c.kind, c.weight), c.start, c.end) for c in finder.find(doc)}
+        assert got == expected
+        found += len(got)
+    assert found >= 10  # the sample passages hold cues of several kinds
