@@ -2,10 +2,12 @@
 
 Run: python benchmarks/bench_tagging_full.py [--passages 2000] [--gold corpus_samples/gold] [--batch 256]
             [--runs torch:float32,torch:bfloat16,openvino:bfloat16,openvino:bfloat16:overlap] [--repeat 1]
-            [--model-threads N]
-The ensemble is fitted on the gold first (not timed). The gold paragraphs are then repeated to about
---passages, each copy with a distinct ending so no cache can answer for it: every embedding is computed
-and every passage parsed. Passages are tagged in batches as `vkpp tag` does, once per run: an embedding
+            [--model-threads N] [--passages-from distinct|copies]
+The ensemble is fitted on the gold first (not timed). The passages tagged are --passages different labelled
+passages (the gold's, then the written training reviews', as they are: `distinct`, the default since session 6),
+or the gold paragraphs repeated, each copy with a numbered ending (`copies`, the figures of sessions 1 to 5, about
+4% more tokens to embed and a new word in every passage). No cache can answer for any of them: every embedding is
+computed and every passage parsed. Passages are tagged in batches as `vkpp tag` does, once per run: an embedding
 runtime and precision (VKPP_EMBEDDING_RUNTIME, VKPP_EMBEDDING_PRECISION), and with `overlap` the next
 batch embedded on a second thread while this one is tagged; caches are emptied before each. --repeat
 times the runs again in turn, so that each is compared with its neighbours under the same load. The
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vkpp_learning import embeddings, settings
-from vkpp_learning.evaluate import load_gold
+from vkpp_learning.evaluate import WRITTEN_LABELS, load_gold
 from vkpp_learning.records import TagInput
 from vkpp_learning.tagging import reading
 from vkpp_learning.tagging.base import create_tagger
@@ -33,13 +35,23 @@ ROOT = settings.project_root()
 
 
 def copies(gold: Path, count: int) -> list[TagInput]:
+    """The gold paragraphs repeated to `count`, each copy with a distinct ending ("... (17)"): the same text twice
+    would be answered from a cache. The endings add about 4% to the tokens embedded and a new word per passage
+    to the parse; `distinct` has neither."""
     items = [p.tag_input() for p in load_gold(gold)]
     found = []
     for i in range(count):
         item = items[i % len(items)]
-        # A distinct ending per copy: the same text twice would be answered from a cache.
         found.append(TagInput(f"{item.text} ({i})", item.review_type, item.section_kind, item.kind))
     return found
+
+
+def distinct(gold: Path, count: int) -> list[TagInput]:
+    """`count` different passages as they are: the gold's, then the written training reviews' (5,256 in all, of
+    the same length: 59 words on average), with their review types and sections; copies beyond those."""
+    passages = list(load_gold(gold)) + list(load_gold(WRITTEN_LABELS))
+    items = list({p.text: p.tag_input() for p in passages}.values())
+    return items[:count] if count <= len(items) else items + copies(gold, count - len(items))
 
 
 def fitted_ensemble(gold: Path):  # type: ignore[no-untyped-def]
@@ -118,6 +130,12 @@ def main() -> None:
         default="torch:bfloat16,openvino:bfloat16",
         help="runtime:precision[:overlap] of each run, separated by commas",
     )
+    parser.add_argument(
+        "--passages-from",
+        choices=("distinct", "copies"),
+        default="distinct",
+        help="distinct labelled passages (gold, then the written reviews), or the gold repeated with numbered endings",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="time the runs this many times, in turn")
     parser.add_argument("--model-threads", type=int, default=None, help="threads of the embedding model")
     args = parser.parse_args()
@@ -126,7 +144,7 @@ def main() -> None:
     tagger = fitted_ensemble(args.gold)
     warm_theme_vectors(tagger)
     print(f"{'fit on the gold, theme vectors (not in the figures)':<50} {time.perf_counter() - started:24.2f} s")
-    items = copies(args.gold, args.passages)
+    items = (distinct if args.passages_from == "distinct" else copies)(args.gold, args.passages)
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"{len(items)} passages, {words:.0f} words on average, batches of {args.batch}")
     print(f"this CPU: VKPP_EMBEDDING_PRECISION=auto means {embeddings.resolve_precision('auto', embeddings.runtime())}")
