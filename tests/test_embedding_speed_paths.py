@@ -200,3 +200,45 @@ def test_remembered_token_attributes_match_the_separate_components() -> None:
         expected = [[(t.pos_, str(t.morph), t.lemma_, nlp.token_norm(t)) for t in d] for d in full.pipe(texts)]
         got = [[(t.pos_, str(t.morph), t.lemma_, t.norm_) for t in d] for d in nlp.load_nlp().pipe(texts)]
     assert got == expected
+
+
+def blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_encoding_ahead_gives_the_caller_the_cores_and_gives_them_back() -> None:
+    import threading
+
+    texts = ["The police did not share the referral.", "No risk assessment was completed.", "She was seen alone."]
+    embeddings.encode(["the model and its libraries loaded, as before `vkpp tag` tags"])
+    interval, threads = sys.getswitchinterval(), blas_threads()
+    shared = (pytest.approx(embeddings.SHARED_SWITCH_INTERVAL), {1})
+    seen = []
+    for batch, vectors in embeddings.encode_ahead([texts[:2], texts[2:]], lambda batch: batch):
+        seen.append((sys.getswitchinterval(), blas_threads()))
+        expected = embeddings.encode(batch)
+        assert np.allclose(np.vstack([vectors[embeddings.text_hash(t)] for t in batch]), expected, atol=1e-6)
+    assert seen == [shared, shared]
+    assert (sys.getswitchinterval(), blas_threads()) == (interval, threads)
+
+    # Two callers at once, one on another thread (the app's): the switch interval stays until the last one
+    # leaves; BLAS's threads are the main thread's to limit and give back.
+    entered, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with embeddings.sharing_cores():
+            entered.set()
+            leave.wait(30)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    assert entered.wait(30)
+    assert (sys.getswitchinterval(), blas_threads()) == (shared[0], threads)
+    with embeddings.sharing_cores():
+        assert (sys.getswitchinterval(), blas_threads()) == shared
+    assert (sys.getswitchinterval(), blas_threads()) == (shared[0], threads)  # the other caller is still inside
+    leave.set()
+    worker.join(30)
+    assert (sys.getswitchinterval(), blas_threads()) == (interval, threads)

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +51,9 @@ BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 INT8_CPU_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 # How often the GIL changes hands while a worker thread encodes ahead of the tagging thread (sharing_cores).
 SHARED_SWITCH_INTERVAL = 0.0002
+_SHARING_LOCK = threading.Lock()
+_SHARERS = 0  # callers inside sharing_cores
+_INTERVAL = 0.005  # the switch interval to put back when the last of them leaves
 _LOCK = threading.Lock()
 Batch = TypeVar("Batch")
 
@@ -250,16 +253,31 @@ def sharing_cores() -> Iterator[None]:
     it waited up to 5 ms for the tagging thread each time, leaving the model idle, and BLAS's own threads
     spun on the cores the model was using. Measured on 2,000 passages (bench_tagging_full, int8, two cores):
     138.6 passages/s overlapped at the default interval, 145.3 at 1 ms, 152.4 at 0.2 ms.
+
+    Both settings belong to the process. The switch interval is set by the first of several overlapping
+    callers (the app's threads) and put back by the last to leave. BLAS's threads are limited only for a caller
+    on the main thread (`vkpp tag`), and put back when it leaves: OpenBLAS ignores a thread count set from
+    another thread once the main thread has set one, so a limit set or lifted elsewhere might never be undone.
+    A BLAS library loaded after the limit keeps its own threads (the tag pipeline has loaded its taggers, and
+    so scikit-learn's and NumPy's, before it tags).
     """
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, SHARED_SWITCH_INTERVAL))
+    global _SHARERS, _INTERVAL
+    with _SHARING_LOCK:
+        _SHARERS += 1
+        if _SHARERS == 1:
+            _INTERVAL = sys.getswitchinterval()
+            sys.setswitchinterval(min(_INTERVAL, SHARED_SWITCH_INTERVAL))
+    on_main = threading.current_thread() is threading.main_thread()
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas") if on_main else nullcontext():
             yield
     finally:
-        sys.setswitchinterval(interval)
+        with _SHARING_LOCK:
+            _SHARERS -= 1
+            if _SHARERS == 0:
+                sys.setswitchinterval(_INTERVAL)
 
 
 def _encode_by_hash(texts: Sequence[str]) -> dict[str, np.ndarray]:
