@@ -326,3 +326,24 @@ def test_vulnerabilities_and_agencies_read_the_whole_review_beside_the_passage(
     # The context changes what the models say of the same passage.
     scores = supervised.facet_scores(together, "vulnerability")[0]
     assert not np.allclose(scores, supervised.facet_scores(alone, "vulnerability")[0], equal_nan=True)
+
+
+def test_the_logistic_models_are_sklearns_balanced_logistic_regression() -> None:
+    # fit_logistic fits every label in one L-BFGS run, with its products in float32: each label's model must
+    # still be the one scikit-learn fits on its own (class-balanced, L2, the intercept not penalised).
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from vkpp_learning.tagging.calibrate import fit_logistic
+
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(800, 40)) * rng.uniform(0.1, 5.0, size=40) + rng.normal(size=40)
+    hidden = features @ rng.normal(size=(40, 3)) / 10
+    truth = hidden + rng.logistic(size=hidden.shape) > np.quantile(hidden, [0.9, 0.7, 0.5], axis=0).diagonal()
+    fitted = fit_logistic(features, truth, c=0.05)
+    standardised = (features - fitted.mean) / fitted.scale
+    for j in range(truth.shape[1]):
+        reference = LogisticRegression(C=0.05, class_weight="balanced", tol=1e-10, max_iter=5000)
+        reference.fit(standardised, truth[:, j])
+        expected = reference.predict_proba(standardised)[:, 1]
+        assert np.abs(fitted.predict(features)[:, j] - expected).max() < 1e-3

@@ -170,7 +170,10 @@ def fit_logistic(
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    x = np.hstack([(features - mean) / scale, np.ones((len(features), 1))]).astype(np.float64)
+    # The two matrix products of each step in float32, the loss and its sum in float64: fitting the ensemble on
+    # the 5,256 labelled passages took 69 s instead of 146, and the fitted ensemble's decisions on them differed
+    # in 8 of 310,104 (passage, label) pairs (scores by 8e-5 on average), L-BFGS's own tolerance.
+    x = np.hstack([(features - mean) / scale, np.ones((len(features), 1))]).astype(np.float32)
     weights = balanced_weights(truth, known) if balanced else known.astype(np.float64)
     size = (x.shape[1], truth.shape[1])
     penalty = np.ones(size)
@@ -178,10 +181,11 @@ def fit_logistic(
 
     def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
         w = flat.reshape(size)
-        z = x @ w
+        z = (x @ w.astype(np.float32)).astype(np.float64)
         log_loss = np.logaddexp(0.0, z) - truth * z
         value = float(np.sum(weights * log_loss) + np.sum(penalty * w * w) / (2 * c))
-        grad = x.T @ (weights * (1.0 / (1.0 + np.exp(-z)) - truth)) + penalty * w / c
+        residual = (weights * (1.0 / (1.0 + np.exp(-z)) - truth)).astype(np.float32)
+        grad = (x.T @ residual).astype(np.float64) + penalty * w / c
         return value, grad.ravel()
 
     # One BLAS thread: these products are small, and several threads on a busy machine are many times slower.
