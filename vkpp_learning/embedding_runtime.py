@@ -55,7 +55,7 @@ def openvino_installed() -> bool:
         return False
 
 
-def run_with_openvino(model: Any, precision: str, weights_sha256: str = "", batch_size: int = 16) -> None:
+def run_with_openvino(model: Any, precision: str, weights_sha256: str, batch_size: int) -> None:
     """Make the SentenceTransformer `model` compute its transformer with OpenVINO in `precision`.
 
     On the model itself, so every caller of load_model (search queries, topics) gets the same vectors. int8 needs
