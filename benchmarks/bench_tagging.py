@@ -12,25 +12,15 @@ import os
 import time
 from pathlib import Path
 
+from bench_tagging_full import copies  # the script's folder is on the path
+
 from vkpp_learning import settings
-from vkpp_learning.evaluate import load_gold
-from vkpp_learning.records import TagInput
 from vkpp_learning.tagging import nlp, reading
 from vkpp_learning.tagging.base import create_tagger
 from vkpp_learning.tagging.detectors import DEFAULT_TAGGERS
 
 ROOT = settings.project_root()
 GOLD_CANDIDATES = (ROOT / "corpus_samples" / "gold", ROOT / "tests" / "data" / "gold_small.jsonl")
-
-
-def passages(gold: Path, count: int) -> list[TagInput]:
-    items = [p.tag_input() for p in load_gold(gold)]
-    copies = []
-    for i in range(count):
-        item = items[i % len(items)]
-        # A distinct ending per copy: the same text twice would be answered from the cache.
-        copies.append(TagInput(f"{item.text} ({i})", item.review_type, item.section_kind, item.kind))
-    return copies
 
 
 def clear_caches() -> None:
@@ -51,7 +41,7 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=2000)
     parser.add_argument("--gold", type=Path, default=next((p for p in GOLD_CANDIDATES if p.exists()), None))
     args = parser.parse_args()
-    items = passages(args.gold, args.passages)
+    items = copies(args.gold, args.passages)
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"gold: {args.gold} ; {len(items)} passages, {words:.0f} words on average")
 
