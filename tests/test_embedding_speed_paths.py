@@ -211,12 +211,11 @@ def blas_threads() -> set[int]:
 def test_encoding_ahead_gives_the_caller_the_cores_and_gives_them_back() -> None:
     import threading
 
-    texts = ["The police did not share the referral.", "No risk assessment was completed.", "She was seen alone."]
     embeddings.encode(["the model and its libraries loaded, as before `vkpp tag` tags"])
     interval, threads = sys.getswitchinterval(), blas_threads()
     shared = (pytest.approx(embeddings.SHARED_SWITCH_INTERVAL), {1})
     seen = []
-    for batch, vectors in embeddings.encode_ahead([texts[:2], texts[2:]], lambda batch: batch):
+    for batch, vectors in embeddings.encode_ahead([TEXTS[:2], TEXTS[2:]], lambda batch: batch):
         seen.append((sys.getswitchinterval(), blas_threads()))
         expected = embeddings.encode(batch)
         assert np.allclose(np.vstack([vectors[embeddings.text_hash(t)] for t in batch]), expected, atol=1e-6)
