@@ -24,6 +24,9 @@ TEXTS = [
     "Children's social care closed the case without speaking to the children.",
 ]
 GOLD = Path(__file__).parent.parent / "corpus_samples" / "gold"
+# The bound of int8 vectors, (mean, lowest) cosine to torch float32's: on the gold passages 0.9974 on average and
+# 0.9938 at worst (November 2026); float32 and bfloat16 stay above (0.9999, 0.999).
+INT8_COSINE = (0.995, 0.985)
 needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="OpenVINO is not installed")
 
 
@@ -130,7 +133,7 @@ def test_openvino_vectors_agree_with_torch_float32_on_the_gold_passages(monkeypa
     assert fast.dtype == np.float32 and fast.shape == exact.shape
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     cosines = (exact * fast).sum(axis=1)
-    mean, lowest = (0.995, 0.985) if embeddings.precision() == "int8" else (0.9999, 0.999)
+    mean, lowest = INT8_COSINE if embeddings.precision() == "int8" else (0.9999, 0.999)
     assert cosines.mean() >= mean and cosines.min() >= lowest, (cosines.mean(), cosines.min())
     # Search queries go through load_model directly, one text at a time: the same vectors as in a batch.
     query = embeddings.load_model().encode([gold_texts()[5]], normalize_embeddings=True, convert_to_numpy=True)
