@@ -1,8 +1,10 @@
 """Tagging speed: passages per second of the rules tagger and detectors on the gold paragraphs.
 
-Run: python benchmarks/bench_tagging.py [--passages 2000] [--gold corpus_samples/gold]
-The gold paragraphs are repeated to about --passages; each copy gets a distinct suffix so the doc
-cache cannot answer for it, and every figure is from a cold start of the caches. Prints, never fails.
+Run: python benchmarks/bench_tagging.py [--passages 2000] [--gold corpus_samples/gold] [--passages-from distinct]
+The passages are those of bench_tagging_full: --passages different labelled passages as they are (the gold's, then
+the written training reviews'; `distinct`, the default since session 7), or the gold paragraphs repeated, each copy
+with a numbered ending so that no cache can answer for it (`copies`, the figures of sessions 1 to 6). Every figure
+is from a cold start of the caches. Prints, never fails.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from bench_tagging_full import copies  # the script's folder is on the path
+from bench_tagging_full import PASSAGES  # the script's folder is on the path
 
 from vkpp_learning import settings
 from vkpp_learning.tagging import nlp, reading
@@ -40,8 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=2000)
     parser.add_argument("--gold", type=Path, default=next((p for p in GOLD_CANDIDATES if p.exists()), None))
+    parser.add_argument("--passages-from", choices=sorted(PASSAGES), default="distinct")
     args = parser.parse_args()
-    items = copies(args.gold, args.passages)
+    items = PASSAGES[args.passages_from](args.gold, args.passages)
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"gold: {args.gold} ; {len(items)} passages, {words:.0f} words on average")
 

@@ -54,6 +54,9 @@ def distinct(gold: Path, count: int) -> list[TagInput]:
     return items[:count] if count <= len(items) else items + copies(gold, count - len(items))
 
 
+PASSAGES = {"distinct": distinct, "copies": copies}  # --passages-from, here and in bench_tagging
+
+
 def fitted_ensemble(gold: Path):  # type: ignore[no-untyped-def]
     passages = load_gold(gold)
     tagger = create_tagger("ensemble")
@@ -132,7 +135,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--passages-from",
-        choices=("distinct", "copies"),
+        choices=sorted(PASSAGES),
         default="distinct",
         help="distinct labelled passages (gold, then the written reviews), or the gold repeated with numbered endings",
     )
@@ -144,7 +147,7 @@ def main() -> None:
     tagger = fitted_ensemble(args.gold)
     warm_theme_vectors(tagger)
     print(f"{'fit on the gold, theme vectors (not in the figures)':<50} {time.perf_counter() - started:24.2f} s")
-    items = (distinct if args.passages_from == "distinct" else copies)(args.gold, args.passages)
+    items = PASSAGES[args.passages_from](args.gold, args.passages)
     words = sum(len(i.text.split()) for i in items) / len(items)
     print(f"{len(items)} passages, {words:.0f} words on average, batches of {args.batch}")
     print(f"this CPU: VKPP_EMBEDDING_PRECISION=auto means {embeddings.resolve_precision('auto', embeddings.runtime())}")
