@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import average_precision_score  # type: ignore[import-untyped]
 
 from vkpp_learning import settings
 from vkpp_learning.evaluate import BUNDLED_LABELS, MULTI_LABEL, document_folds, load_gold, training_passages
@@ -66,12 +67,6 @@ def f1(truth: np.ndarray, decided: np.ndarray) -> tuple[float, int, int, int]:
     return 2 * tp / max(1, 2 * tp + fp + fn), tp, fp, fn
 
 
-def average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
-    hits = truth[np.argsort(-scores, kind="stable")]
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / hits.sum())
-
-
 def report(scores: dict[str, np.ndarray], gold_path: Path, per_label: bool) -> None:
     gold = load_gold(gold_path)
     facets = [facet for _, facet in MULTI_LABEL.values()] + ["missed_opportunity", "police_relevant"]
@@ -86,7 +81,7 @@ def report(scores: dict[str, np.ndarray], gold_path: Path, per_label: bool) -> N
             value, *cells = f1(truth, column >= 0.5)
             counts += cells
             ceiling = max(f1(truth, column >= t)[0] for t in np.unique(column))
-            precision = average_precision(truth, column)
+            precision = float(average_precision_score(truth, column))
             at.append(value)
             best.append(ceiling)
             ranked.append(precision)
