@@ -267,11 +267,16 @@ def complete_run(session: Session, run_id: int) -> None:
 
 
 def untagged_statement(run_id: int) -> Any:
-    """(passage id, review id) of the passages with no tag in the run, in order."""
+    """(passage id, review id) of the passages the run has not read, in order: those with no tag in the run and
+    not recorded as read without one (models.UntaggedPassage)."""
     tagged = select(models.Tag.passage_id).where(
         models.Tag.run_id == run_id, models.Tag.passage_id == models.Passage.id
     )
-    return select(models.Passage.id, models.Passage.review_id).where(~tagged.exists()).order_by(models.Passage.id)
+    read = select(models.UntaggedPassage.passage_id).where(
+        models.UntaggedPassage.run_id == run_id, models.UntaggedPassage.passage_id == models.Passage.id
+    )
+    unread = ~tagged.exists() & ~read.exists()
+    return select(models.Passage.id, models.Passage.review_id).where(unread).order_by(models.Passage.id)
 
 
 def passage_statement(ids: Sequence[int]) -> Any:
@@ -412,8 +417,8 @@ def tag_batch(
     passage_ids: Sequence[int],
     computed: Mapping[str, np.ndarray] | None = None,
 ) -> int:
-    """Tag one batch and store its tags, in one transaction (embeddings from the database cache, or from
-    `computed`, text hash -> vector, encoded ahead by with_vectors_ahead)."""
+    """Tag one batch and store its tags, and which of its passages got none, in one transaction (embeddings from
+    the database cache, or from `computed`, text hash -> vector, encoded ahead by with_vectors_ahead)."""
     from vkpp_learning.embeddings import cached_encode
     from vkpp_learning.tagging.supervised import review_means
 
@@ -433,6 +438,11 @@ def tag_batch(
         values = tag_rows(run_id, [row.id for row in rows], results)
         if values:
             session.execute(insert(models.Tag), values)
+        untagged = [
+            {"run_id": run_id, "passage_id": row.id} for row, found in zip(rows, results, strict=True) if not found
+        ]
+        if untagged:
+            session.execute(insert(models.UntaggedPassage), untagged)
     return len(values)
 
 
@@ -481,7 +491,8 @@ def run_listing(run: models.TagRun, tags: int) -> dict[str, Any]:
 
 
 def remove_run(db_url: str | None, run_id: int) -> dict[str, Any]:
-    """Delete a run and its tags. When it was current, the method's latest complete older run becomes current."""
+    """Delete a run, its tags and its record of the passages it read without tagging. When it was current, the
+    method's latest complete older run becomes current."""
     db = open_database(db_url)
     try:
         with db.writing() as session:
@@ -492,6 +503,7 @@ def remove_run(db_url: str | None, run_id: int) -> dict[str, Any]:
             listing = run_listing(run, count)
             was_current, method = run.is_current, run.method
             session.execute(delete(models.Tag).where(models.Tag.run_id == run_id))
+            session.execute(delete(models.UntaggedPassage).where(models.UntaggedPassage.run_id == run_id))
             session.delete(run)
             session.flush()
             if was_current:

@@ -175,6 +175,7 @@ def test_tag_runs_are_kept_replaced_and_retrained(sample_url: str, training_gold
 
     again = _tag(db_url, training_gold)["runs"][0]  # same model: the current run is carried on
     assert (again["run_id"], again["new_run"], again["tags"]) == (first["run_id"], False, 0)
+    assert _untagged(db_url, first["run_id"]) and again["passages"] == 0  # those it gave no tag are not read again
 
     db = open_database(db_url)
     from vkpp_learning.annotations import annotate
@@ -235,6 +236,27 @@ def test_forced_runs_on_sqlite_and_postgresql(
     assert runs[first["run_id"]]["tags"] == first["tags"]
     _tag(db_url, training_gold, "--remove-run", str(second["run_id"]))
     assert [r["is_current"] for r in _runs(db_url)] == [True]  # the older complete run is current again
+
+    # A run records the passages it read and gave no tag (none of the six is a recommendation), so carrying it
+    # on reads nothing again; removing the run removes that record.
+    addressed = _tag(db_url, training_gold, "--method", "recommendation_to")["runs"][0]
+    untagged = _untagged(db_url, addressed["run_id"])
+    assert addressed["tags"] == 0 and len(untagged) == addressed["passages"] == 6
+    again = _tag(db_url, training_gold, "--method", "recommendation_to")["runs"][0]
+    assert (again["run_id"], again["new_run"], again["passages"]) == (addressed["run_id"], False, 0)
+    _tag(db_url, training_gold, "--remove-run", str(addressed["run_id"]))
+    assert _untagged(db_url, addressed["run_id"]) == []
+
+
+def _untagged(db_url: str, run_id: int) -> list[int]:
+    """The passages the run recorded as read without a tag."""
+    db = open_database(db_url)
+    try:
+        with db.session() as session:
+            rows = select(models.UntaggedPassage.passage_id).where(models.UntaggedPassage.run_id == run_id)
+            return sorted(session.scalars(rows))
+    finally:
+        db.dispose()
 
 
 def test_evaluate_json_has_the_agreed_shape(training_gold: Path) -> None:

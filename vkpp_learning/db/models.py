@@ -176,6 +176,16 @@ class Tag(Base):
     evidence: Mapped[str] = mapped_column(Text, default="")
 
 
+class UntaggedPassage(Base):
+    """A passage a tag run has read and given no tag. A passage with tags is known to be read by its tags; this
+    row keeps the run's next `vkpp tag` from reading the others again."""
+
+    __tablename__ = "tag_run_untagged"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("tag_runs.id", ondelete="CASCADE"), primary_key=True)
+    passage_id: Mapped[int] = mapped_column(ForeignKey("passages.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
 class Annotation(Base):
     """An analyst's decision on a tag (confirm, reject, add). Append-only: the latest decision wins."""
 
