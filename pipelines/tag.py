@@ -266,7 +266,7 @@ def complete_run(session: Session, run_id: int) -> None:
     run.params = {**(run.params or {}), "complete": True}
 
 
-def untagged_statement(run_id: int) -> Any:
+def unread_statement(run_id: int) -> Any:
     """(passage id, review id) of the passages the run has not read, in order: those with no tag in the run and
     not recorded as read without one (models.UntaggedPassage)."""
     tagged = select(models.Tag.passage_id).where(
@@ -356,7 +356,7 @@ def run_tagger(
         run, new = open_run(session, run_info(tagger), force)
         run_id = run.id
     with db.session() as session:
-        todo = session.execute(untagged_statement(run_id)).all()
+        todo = session.execute(unread_statement(run_id)).all()
     summary = RunSummary(run_id, tagger.name, getattr(tagger, "model_version", None), new)
     batches = review_batches(todo, batch_size)
     with progress_bar(len(todo), progress, tagger.name) as bar:
