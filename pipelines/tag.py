@@ -466,18 +466,34 @@ def progress_bar(total: int, enabled: bool, label: str) -> Any:
 
 
 def list_runs(db_url: str | None = None) -> list[dict[str, Any]]:
-    """Every tag run with its tag count, newest first."""
+    """Every tag run with its tag count and how many passages it has read, newest first."""
     db = open_database(db_url)
     try:
         with db.session() as session:
-            counts = dict(session.execute(select(models.Tag.run_id, func.count()).group_by(models.Tag.run_id)).all())
+            counts = run_counts(session)
             runs = session.scalars(select(models.TagRun).order_by(models.TagRun.id.desc())).all()
-            return [run_listing(run, counts.get(run.id, 0)) for run in runs]
+            return [run_listing(run, *counts.get(run.id, (0, 0))) for run in runs]
     finally:
         db.dispose()
 
 
-def run_listing(run: models.TagRun, tags: int) -> dict[str, Any]:
+def run_counts(session: Session, run_id: int | None = None) -> dict[int, tuple[int, int]]:
+    """run id -> (tags, passages read): those with a tag in the run and those it recorded as read without one.
+    A run made before migration 0006 counts the passages it gave no tag only once it is carried on."""
+    tags = select(models.Tag.run_id, func.count(), func.count(models.Tag.passage_id.distinct()))
+    untagged = select(models.UntaggedPassage.run_id, func.count())
+    if run_id is not None:
+        tags = tags.where(models.Tag.run_id == run_id)
+        untagged = untagged.where(models.UntaggedPassage.run_id == run_id)
+    read = dict(session.execute(untagged.group_by(models.UntaggedPassage.run_id)).all())
+    counts = {
+        run: (count, passages + read.pop(run, 0))
+        for run, count, passages in session.execute(tags.group_by(models.Tag.run_id))
+    }
+    return counts | {run: (0, passages) for run, passages in read.items()}
+
+
+def run_listing(run: models.TagRun, tags: int, passages_read: int) -> dict[str, Any]:
     return {
         "id": run.id,
         "method": run.method,
@@ -487,6 +503,7 @@ def run_listing(run: models.TagRun, tags: int) -> dict[str, Any]:
         "complete": bool((run.params or {}).get("complete", True)),
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "tags": tags,
+        "passages_read": passages_read,
     }
 
 
@@ -499,8 +516,7 @@ def remove_run(db_url: str | None, run_id: int) -> dict[str, Any]:
             run = session.get(models.TagRun, run_id)
             if run is None:
                 raise VkppError(f"no tag run {run_id}; `vkpp tag --runs` lists them", code="unknown_run")
-            count = session.execute(select(func.count()).where(models.Tag.run_id == run_id)).scalar_one()
-            listing = run_listing(run, count)
+            listing = run_listing(run, *run_counts(session, run_id).get(run_id, (0, 0)))
             was_current, method = run.is_current, run.method
             session.execute(delete(models.Tag).where(models.Tag.run_id == run_id))
             session.execute(delete(models.UntaggedPassage).where(models.UntaggedPassage.run_id == run_id))

@@ -38,6 +38,7 @@ FILLED_TABLES = {
     "ingest_errors",
     "tag_runs",
     "tags",
+    "tag_run_untagged",
     "annotations",
     "embeddings",
     "baskets",
@@ -77,7 +78,8 @@ def new_database(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cal
 
 def fill(url: str) -> None:
     """Real reviews and a failed file through the ingest pipeline, a queued file, and through the library or
-    the models: a tag run with tags, annotations, a basket, an embedding, and a topic run with its topics."""
+    the models: a tag run with tags and a passage it read without one, annotations, a basket, an embedding, and a
+    topic run with its topics."""
     summary = ingest([str(CORPUS / name) for name in SAMPLES] + [str(BAD_FILES / "empty.pdf")], url)
     assert summary.reviews == len(SAMPLES) and len(summary.errors) == 1
     db = open_database(url)
@@ -98,8 +100,9 @@ def add_tags(session: Any, passages: list[models.Passage]) -> None:
     )
     session.add(run)
     session.flush()
-    for passage in passages:
+    for passage in passages[:-1]:
         session.add(models.Tag(passage_id=passage.id, run_id=run.id, facet="practice", label="risk", score=0.8125))
+    session.add(models.UntaggedPassage(passage_id=passages[-1].id, run_id=run.id))
 
 
 def add_evidence(session: Any, passages: list[models.Passage]) -> None:

@@ -35,6 +35,7 @@ SCHEMA_TABLES = {
     "ingest_errors",
     "tag_runs",
     "tags",
+    "tag_run_untagged",
     "annotations",
     "embeddings",
     "baskets",

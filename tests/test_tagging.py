@@ -172,6 +172,7 @@ def test_tag_runs_are_kept_replaced_and_retrained(sample_url: str, training_gold
     runs = _runs(db_url)
     assert [(r["id"], r["is_current"], r["method"]) for r in runs] == [(first["run_id"], True, "tagger.ensemble.v1")]
     assert runs[0]["model_version"] == first["model_version"] and runs[0]["tags"] == first["tags"]
+    assert runs[0]["passages_read"] == first["passages"]
 
     again = _tag(db_url, training_gold)["runs"][0]  # same model: the current run is carried on
     assert (again["run_id"], again["new_run"], again["tags"]) == (first["run_id"], False, 0)
@@ -242,6 +243,7 @@ def test_forced_runs_on_sqlite_and_postgresql(
     addressed = _tag(db_url, training_gold, "--method", "recommendation_to")["runs"][0]
     untagged = _untagged(db_url, addressed["run_id"])
     assert addressed["tags"] == 0 and len(untagged) == addressed["passages"] == 6
+    assert {r["id"]: r["passages_read"] for r in _runs(db_url)}[addressed["run_id"]] == 6
     again = _tag(db_url, training_gold, "--method", "recommendation_to")["runs"][0]
     assert (again["run_id"], again["new_run"], again["passages"]) == (addressed["run_id"], False, 0)
     _tag(db_url, training_gold, "--remove-run", str(addressed["run_id"]))

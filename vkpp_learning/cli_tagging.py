@@ -86,14 +86,14 @@ def tag_command(
 def run_lines(runs: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return ["No tag runs yet: run `vkpp tag`."]
-    template = "{:>4}  {:<7}  {:<38}  {:<24}  {:>7}  {}"
-    lines = [template.format("ID", "CURRENT", "METHOD", "MODEL", "TAGS", "TAXONOMY")]
+    template = "{:>4}  {:<7}  {:<38}  {:<24}  {:>7}  {:>8}  {}"
+    lines = [template.format("ID", "CURRENT", "METHOD", "MODEL", "TAGS", "PASSAGES", "TAXONOMY")]
     for run in runs:
         current = "yes" if run["is_current"] else ("-" if run["complete"] else "partial")
+        model = run["model_version"] or "-"
+        read = run["passages_read"]
         lines.append(
-            template.format(
-                run["id"], current, run["method"], run["model_version"] or "-", run["tags"], run["taxonomy_version"]
-            )
+            template.format(run["id"], current, run["method"], model, run["tags"], read, run["taxonomy_version"])
         )
     return lines
 
