@@ -371,3 +371,24 @@ def test_the_logistic_models_are_sklearns_balanced_logistic_regression() -> None
         reference.fit(standardised, truth[:, j])
         expected = reference.predict_proba(standardised)[:, 1]
         assert np.abs(fitted.predict(features)[:, j] - expected).max() < 1e-3
+
+
+def test_the_logistic_loss_stays_finite_where_float32_products_overflow() -> None:
+    # A line-search step far from the optimum: x @ w is about 1e40, beyond float32 but not float64. The loss must
+    # be large and finite, with a finite gradient and no warning, so that L-BFGS backs away instead of meeting NaN.
+    import warnings
+
+    import numpy as np
+
+    from vkpp_learning.tagging.calibrate import logistic_loss
+
+    x = np.array([[1.0, 1.0], [-1.0, 1.0], [2.0, 1.0]], dtype=np.float32)
+    truth, weights = np.array([[1.0], [0.0], [0.0]]), np.ones((3, 1))
+    penalty = np.array([[1.0], [0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = logistic_loss(np.array([[1e40], [0.0]]), x, truth, weights, penalty, c=1.0)
+        ordinary, _ = logistic_loss(np.array([[0.5], [0.0]]), x, truth, weights, penalty, c=1.0)
+    assert np.isfinite(value) and value > 1e40 and np.isfinite(grad).all()
+    expected = np.log1p(np.exp(-0.5)) + np.log1p(np.exp(-0.5)) + np.log1p(np.exp(1.0)) + 0.125
+    assert abs(ordinary - expected) < 1e-6

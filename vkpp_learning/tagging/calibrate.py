@@ -180,19 +180,34 @@ def fit_logistic(
     penalty[-1] = 0.0  # the intercept is not penalised
 
     def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        w = flat.reshape(size)
-        z = (x @ w.astype(np.float32)).astype(np.float64)
-        log_loss = np.logaddexp(0.0, z) - truth * z
-        value = float(np.sum(weights * log_loss) + np.sum(penalty * w * w) / (2 * c))
-        residual = (weights * (1.0 / (1.0 + np.exp(-z)) - truth)).astype(np.float32)
-        grad = (x.T @ residual).astype(np.float64) + penalty * w / c
-        return value, grad.ravel()
+        return logistic_loss(flat.reshape(size), x, truth, weights, penalty, c)
 
     # One BLAS thread: these products are small, and several threads on a busy machine are many times slower.
     with threadpool_limits(1):
         result = minimize(loss, np.zeros(size).ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 500})
     w = result.x.reshape(size)
     return LogisticModel(mean, scale, w[:-1], w[-1])
+
+
+def logistic_loss(
+    w: np.ndarray, x: np.ndarray, truth: np.ndarray, weights: np.ndarray, penalty: np.ndarray, c: float
+) -> tuple[float, np.ndarray]:
+    """fit_logistic's objective and its gradient (flattened) at coefficients `w`, for float32 inputs `x`.
+
+    A trial step of the line search far from the optimum can take x @ w beyond float32's range (3.4e38); that
+    product is then made again in float64, so the step gets a large finite loss to back away from, not a NaN.
+    """
+    from scipy.special import expit  # type: ignore[import-untyped]
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (x @ w.astype(np.float32)).astype(np.float64)
+    if not np.isfinite(z).all():
+        z = x.astype(np.float64) @ w
+    log_loss = np.logaddexp(0.0, z) - truth * z
+    value = float(np.sum(weights * log_loss) + np.sum(penalty * w * w) / (2 * c))
+    residual = (weights * (expit(z) - truth)).astype(np.float32)
+    grad = (x.T @ residual).astype(np.float64) + penalty * w / c
+    return value, grad.ravel()
 
 
 def balanced_weights(truth: np.ndarray, known: np.ndarray) -> np.ndarray:
