@@ -255,23 +255,11 @@ def report(truth: np.ndarray, named: dict[str, np.ndarray], facets: list[str], f
 
 def ensemble_scores(passages: Sequence, cols: list[tuple[str, str]], test: np.ndarray) -> np.ndarray:
     """The default ensemble's rescaled held-out scores of the `test` passages, fitted as `vkpp evaluate` fits."""
-    from vkpp_learning.tagging.ensemble import EnsembleTagger
+    from bench_tagging_ceiling import ensemble_scores as fitted_scores  # the script's folder is on the path
 
     held = set(test.tolist())
-    train = [p for i, p in enumerate(passages) if i not in held]
-    tagger = EnsembleTagger()
-    tagger.fit(
-        [p.tag_input() for p in train],
-        [{facet: sorted(labels) for facet, labels in p.labels.items()} for p in train],
-        calibration=[not p.written for p in train],
-    )
-    features = tagger.supervised.features([passages[i].tag_input() for i in test])
-    found = {
-        (facet, label): scores[:, j]
-        for facet, labels, scores in tagger.facet_scores(features)
-        for j, label in enumerate(labels)
-    }
-    return np.column_stack([found[col] for col in cols])
+    found = fitted_scores([p for i, p in enumerate(passages) if i not in held], [passages[i] for i in test])
+    return np.column_stack([found[f"{facet}/{label}"] for facet, label in cols])
 
 
 if __name__ == "__main__":

@@ -25,13 +25,21 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import average_precision_score  # type: ignore[import-untyped]
 
 from vkpp_learning import settings
-from vkpp_learning.evaluate import BUNDLED_LABELS, MULTI_LABEL, document_folds, load_gold, training_passages
+from vkpp_learning.evaluate import (
+    BUNDLED_LABELS,
+    MULTI_LABEL,
+    GoldPassage,
+    document_folds,
+    load_gold,
+    training_passages,
+)
 from vkpp_learning.tagging.base import create_tagger
 
 ROOT = settings.project_root()
@@ -42,24 +50,32 @@ def held_out_scores(gold_path: Path, real_copies: int) -> dict[str, np.ndarray]:
     """Each gold passage's held-out ensemble score (0.5 decides), by "facet/label"."""
     gold = load_gold(gold_path)
     written = training_passages(BUNDLED_LABELS, gold)
-    items = [p.tag_input() for p in gold]
     found: dict[str, np.ndarray] = {}
     for number, test in enumerate(document_folds(gold)):
         started = time.perf_counter()
         held = set(test)
         train = [p for i, p in enumerate(gold) if i not in held for _ in range(real_copies)] + written
-        tagger = create_tagger("ensemble")
-        tagger.fit(  # type: ignore[attr-defined]
-            [p.tag_input() for p in train],
-            [{facet: sorted(labels) for facet, labels in p.labels.items()} for p in train],
-            calibration=[not p.written for p in train],
-        )
-        features = tagger.supervised.features([items[i] for i in test])  # type: ignore[attr-defined]
-        for facet, labels, scores in tagger.facet_scores(features):  # type: ignore[attr-defined]
-            for j, label in enumerate(labels):
-                found.setdefault(f"{facet}/{label}", np.full(len(gold), np.nan))[test] = scores[:, j]
+        for key, scores in ensemble_scores(train, [gold[i] for i in test]).items():
+            found.setdefault(key, np.full(len(gold), np.nan))[test] = scores
         print(f"fold {number}: {len(test)} passages held out, {time.perf_counter() - started:.0f} s", flush=True)
     return found
+
+
+def ensemble_scores(train: Sequence[GoldPassage], test: Sequence[GoldPassage]) -> dict[str, np.ndarray]:
+    """The default ensemble fitted on `train` as `vkpp evaluate` fits it (thresholds chosen on the passages of real
+    reviews), and its scores of the `test` passages (0.5 decides), by "facet/label"."""
+    tagger = create_tagger("ensemble")
+    tagger.fit(  # type: ignore[attr-defined]
+        [p.tag_input() for p in train],
+        [{facet: sorted(labels) for facet, labels in p.labels.items()} for p in train],
+        calibration=[not p.written for p in train],
+    )
+    features = tagger.supervised.features([p.tag_input() for p in test])  # type: ignore[attr-defined]
+    return {
+        f"{facet}/{label}": scores[:, j]
+        for facet, labels, scores in tagger.facet_scores(features)  # type: ignore[attr-defined]
+        for j, label in enumerate(labels)
+    }
 
 
 def f1(truth: np.ndarray, decided: np.ndarray) -> tuple[float, int, int, int]:
